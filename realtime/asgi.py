@@ -1,0 +1,42 @@
+"""create_app: Socket.IO at /socket.io/ beside the Starlette REST side, one lifespan."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import AsyncIterator
+
+import socketio
+from starlette.applications import Starlette
+
+from rest.app import create_rest_app
+
+from . import logs
+from .auth import TokenVerifier
+from .lifespan import lifespan
+from .namespace import Namespace
+from .services import Services
+from .settings import Settings, SettingsError, from_env
+
+
+def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
+    if settings is None:
+        try:
+            settings = from_env()
+        except SettingsError as exc:
+            # Stop at start with the variable's name, not a traceback from deep inside.
+            print(f"liveset: configuration error: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
+    logs.configure(settings.log_level, settings.log_format)
+    services = Services(settings=settings, verifier=TokenVerifier(settings))
+    namespace = Namespace(services)
+
+    @contextlib.asynccontextmanager
+    async def app_lifespan(_: Starlette) -> AsyncIterator[None]:
+        async with lifespan(services, background={}):
+            yield
+
+    rest = create_rest_app(services, app_lifespan)
+    app = socketio.ASGIApp(namespace.sio, other_asgi_app=rest, socketio_path="socket.io")
+    app.state = services  # type: ignore[attr-defined]  # for tests and tools that hold the app
+    return app

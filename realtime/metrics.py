@@ -1,0 +1,38 @@
+"""Prometheus metrics of one process, in a registry of its own per app.
+
+A registry per app (not the global one) so that two apps in one test process
+don't collide, and so /metrics shows exactly this server's figures.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+# Socket handlers answer in well under a millisecond when healthy; the buckets
+# resolve that range and still show a stall of seconds.
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class Metrics:
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.connections = Gauge(
+            "liveset_connections", "Socket.IO connections open on this process", registry=self.registry
+        )
+        self.connects = Counter(
+            "liveset_connects", "Socket.IO connection attempts by outcome", ["outcome"], registry=self.registry
+        )
+        self.events = Counter(
+            "liveset_events", "Client events handled, by event name and outcome (ok or an error code)",
+            ["event", "outcome"], registry=self.registry,
+        )
+        self.latency = Histogram(
+            "liveset_event_seconds", "Time to handle a client event, until its ack", ["event"],
+            buckets=_LATENCY_BUCKETS, registry=self.registry,
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

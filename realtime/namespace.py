@@ -1,0 +1,203 @@
+"""The Socket.IO edge: handshake auth, the dispatch table, one ack per event.
+
+Event names like `set:complete` are not method names, so events are looked up
+in a table (name -> payload Struct, handler). Each payload is converted once
+with msgspec at this edge; past it no code sees a raw dict. Every client event
+is answered with exactly one ack, whatever happens inside.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, NamedTuple
+
+import msgspec
+import socketio
+
+from . import protocol as p
+from .auth import AuthError
+from .errors import AppError
+from .services import Services
+
+log = logging.getLogger("liveset.socket")
+
+_FIELD = re.compile(r" - at `\$\.?([^`]*)`$")
+
+
+class Session:
+    """One authenticated connection (one device). Slots: there are many of these."""
+
+    __slots__ = ("sid", "user_id", "device_id", "expires_at", "expiry")
+
+    def __init__(self, sid: str, user_id: str, device_id: str, expires_at: float) -> None:
+        self.sid = sid
+        self.user_id = user_id
+        self.device_id = device_id
+        self.expires_at = expires_at
+        self.expiry: asyncio.TimerHandle | None = None
+
+
+Handler = Callable[[Session, Any], Awaitable[Any]]
+
+
+class Route(NamedTuple):
+    payload: type[msgspec.Struct]
+    handler: Handler
+
+
+def user_room(user_id: str) -> str:
+    return f"u:{user_id}"
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class _MsgspecJson:
+    """python-socketio's pluggable JSON module, backed by msgspec (Structs encode natively)."""
+
+    @staticmethod
+    def dumps(obj: Any, **_: Any) -> str:
+        return p.json_encoder.encode(obj).decode()
+
+    @staticmethod
+    def loads(data: str | bytes, **_: Any) -> Any:
+        return msgspec.json.decode(data)
+
+
+def _invalid(exc: msgspec.ValidationError) -> AppError:
+    message = str(exc)
+    match = _FIELD.search(message)
+    details = {"field": match.group(1)} if match and match.group(1) else None
+    return AppError("invalid_payload", message, details)
+
+
+class Namespace:
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        settings = services.settings
+        self.sio = socketio.AsyncServer(
+            async_mode="asgi",
+            cors_allowed_origins=list(settings.cors_origins) or [],
+            max_http_buffer_size=settings.max_message_bytes,
+            json=_MsgspecJson,
+            logger=False,
+            engineio_logger=False,
+        )
+        self.sessions: dict[str, Session] = {}
+        handlers: dict[str, Handler] = {
+            "time:sync": self._time_sync,
+            "auth:refresh": self._auth_refresh,
+        }
+        self.routes = {name: Route(p.CLIENT_EVENTS[name][0], handler) for name, handler in handlers.items()}
+        self.sio.on("connect", self._connect)
+        self.sio.on("disconnect", self._disconnect)
+        self.sio.on("*", self._dispatch)
+
+    # ---- connection lifecycle ---------------------------------------------
+
+    async def _connect(self, sid: str, environ: dict[str, Any], auth: Any) -> None:
+        metrics = self.services.metrics
+        try:
+            handshake = msgspec.convert(auth, p.HandshakeAuth)
+            claims = self.services.verifier.verify(handshake.token)
+        except (msgspec.ValidationError, AuthError) as exc:
+            metrics.connects.labels("refused").inc()
+            message = str(exc) if isinstance(exc, AuthError) else f"auth must be {{token, device_id}}: {exc}"
+            raise socketio.exceptions.ConnectionRefusedError(
+                "unauthorized", msgspec.to_builtins(p.ConnectRefused(message=message))
+            ) from None
+        session = Session(sid, claims.user_id, handshake.device_id, claims.expires_at)
+        self.sessions[sid] = session
+        self._schedule_expiry(session)
+        await self.sio.enter_room(sid, user_room(session.user_id))
+        metrics.connects.labels("accepted").inc()
+        metrics.connections.inc()
+        ready = p.SessionReady(
+            user_id=session.user_id, device_id=session.device_id, server_time=now_ms(), active_workout=None
+        )
+        # python-socketio sends the CONNECT packet after this handler returns; an
+        # event emitted from here directly would reach the client before it.
+        asyncio.get_running_loop().create_task(self.sio.emit("session:ready", ready, to=sid))
+
+    async def _disconnect(self, sid: str, reason: Any = None) -> None:
+        session = self.sessions.pop(sid, None)
+        if session is None:
+            return
+        if session.expiry is not None:
+            session.expiry.cancel()
+        self.services.metrics.connections.dec()
+
+    def _schedule_expiry(self, session: Session) -> None:
+        # A timer handle per connection, not a task: cheap, and nothing runs until it is due.
+        if session.expiry is not None:
+            session.expiry.cancel()
+        loop = asyncio.get_running_loop()
+        delay = max(0.0, session.expires_at - time.time())
+        session.expiry = loop.call_later(delay, lambda: loop.create_task(self._expire(session.sid)))
+
+    async def _expire(self, sid: str) -> None:
+        session = self.sessions.get(sid)
+        if session is None or session.expires_at > time.time():
+            return
+        await self.sio.emit("session:expired", p.SessionExpired(reason="token_expired"), to=sid)
+        await self.sio.disconnect(sid)
+
+    # ---- events -----------------------------------------------------------
+
+    async def _dispatch(self, event: str, sid: str, *args: Any) -> p.OkAck | p.ErrorAck:
+        started = time.perf_counter()
+        route = self.routes.get(event)
+        label = event if route is not None else "unknown"
+        outcome = "ok"
+        try:
+            session = self.sessions.get(sid)
+            if session is None:
+                raise AppError("unauthorized", "not connected")
+            if route is None:
+                raise AppError("invalid_payload", f"unknown event {event!r}", {"event": event[:64]})
+            payload = self._decode(route.payload, args)
+            return p.OkAck(data=await route.handler(session, payload))
+        except AppError as exc:
+            outcome = exc.code
+            return p.ErrorAck(error=p.ErrorBody(code=exc.code, message=exc.message, details=exc.details))
+        except Exception:
+            outcome = "internal"
+            log.exception("handler failed", extra={"event": label})
+            return p.ErrorAck(error=p.ErrorBody(code="internal", message="internal error"))
+        finally:
+            metrics = self.services.metrics
+            metrics.events.labels(label, outcome).inc()
+            metrics.latency.labels(label).observe(time.perf_counter() - started)
+
+    def _decode(self, payload_type: type[msgspec.Struct], args: tuple[Any, ...]) -> Any:
+        if len(args) > 1:
+            raise AppError("invalid_payload", "send one payload object")
+        raw = args[0] if args else {}
+        if not isinstance(raw, dict):
+            raise AppError("invalid_payload", "payload must be an object")
+        limit = self.services.settings.max_payload_bytes
+        if len(p.json_encoder.encode(raw)) > limit:
+            raise AppError("too_large", f"payload is larger than {limit} bytes", {"limit": limit})
+        try:
+            return msgspec.convert(raw, payload_type)
+        except msgspec.ValidationError as exc:
+            raise _invalid(exc) from None
+
+    async def _time_sync(self, session: Session, payload: p.TimeSyncRequest) -> p.TimeSyncReply:
+        return p.TimeSyncReply(server_time=now_ms())
+
+    async def _auth_refresh(self, session: Session, payload: p.AuthRefresh) -> p.AuthRefreshed:
+        try:
+            claims = self.services.verifier.verify(payload.token)
+        except AuthError as exc:
+            raise AppError("unauthorized", str(exc)) from None
+        if claims.user_id != session.user_id:
+            raise AppError("forbidden", "the new token is for another user")
+        session.expires_at = claims.expires_at
+        self._schedule_expiry(session)
+        return p.AuthRefreshed(expires_at=int(claims.expires_at * 1000))

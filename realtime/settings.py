@@ -1,0 +1,114 @@
+"""Configuration: the only module that reads the environment.
+
+A missing or malformed variable raises SettingsError naming it, so a
+misconfigured process stops at start instead of failing on the first event.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Literal
+
+import msgspec
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+ASYMMETRIC_ALGORITHMS = ("RS256", "ES256")
+
+
+class SettingsError(Exception):
+    """A configuration variable is missing or malformed; the message names it."""
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    redis_url: str
+    database_url: str
+    jwt_algorithm: str
+    jwt_key: str  # the HS256 secret, or the PEM public key for RS256/ES256
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
+    port: int = 8000
+    host: str = "127.0.0.1"
+    cors_origins: tuple[str, ...] = ()
+    log_level: LogLevel = "INFO"
+    log_format: Literal["json", "text"] = "json"
+    # Prefix of every Redis key and channel; lets several deployments (or tests) share one Redis.
+    redis_prefix: str = "ls:"
+    # Largest Socket.IO message accepted; larger ones close the connection (engine.io's own limit).
+    max_message_bytes: int = 64 * 1024
+    # Largest event payload a handler accepts; larger ones get a `too_large` ack.
+    max_payload_bytes: int = 16 * 1024
+
+
+def _required(env: Mapping[str, str], name: str) -> str:
+    value = env.get(name, "").strip()
+    if not value:
+        raise SettingsError(f"{name} is required but not set")
+    return value
+
+
+def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+    if not low <= value <= high:
+        raise SettingsError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _url(env: Mapping[str, str], name: str, schemes: tuple[str, ...]) -> str:
+    value = _required(env, name)
+    if not value.startswith(tuple(f"{s}://" for s in schemes)):
+        raise SettingsError(f"{name} must be a URL starting with {' or '.join(s + '://' for s in schemes)}")
+    return value
+
+
+def _jwt(env: Mapping[str, str]) -> tuple[str, str]:
+    algorithm = env.get("JWT_ALGORITHM", "").strip() or "HS256"
+    if algorithm == "HS256":
+        secret = _required(env, "JWT_SECRET")
+        if len(secret.encode()) < 32:
+            raise SettingsError("JWT_SECRET must be at least 32 bytes long")
+        return algorithm, secret
+    if algorithm in ASYMMETRIC_ALGORITHMS:
+        key = _required(env, "JWT_PUBLIC_KEY").replace("\\n", "\n")
+        if "-----BEGIN PUBLIC KEY-----" not in key:
+            raise SettingsError("JWT_PUBLIC_KEY must be a PEM public key (-----BEGIN PUBLIC KEY-----)")
+        return algorithm, key
+    raise SettingsError(f"JWT_ALGORITHM must be HS256, RS256 or ES256, got {algorithm!r}")
+
+
+def environment() -> dict[str, str]:
+    """A copy of the process environment, for commands that add defaults before from_env."""
+    return dict(os.environ)
+
+
+def from_env(env: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if env is None else env
+    algorithm, key = _jwt(env)
+    level = env.get("LOG_LEVEL", "INFO").strip().upper() or "INFO"
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise SettingsError(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {level!r}")
+    log_format = env.get("LOG_FORMAT", "json").strip() or "json"
+    if log_format not in ("json", "text"):
+        raise SettingsError(f"LOG_FORMAT must be json or text, got {log_format!r}")
+    origins = tuple(o.strip() for o in env.get("CORS_ORIGINS", "").split(",") if o.strip())
+    return Settings(
+        redis_url=_url(env, "REDIS_URL", ("redis", "rediss", "unix")),
+        database_url=_url(env, "DATABASE_URL", ("postgres", "postgresql")),
+        jwt_algorithm=algorithm,
+        jwt_key=key,
+        jwt_audience=env.get("JWT_AUDIENCE") or None,
+        jwt_issuer=env.get("JWT_ISSUER") or None,
+        port=_int(env, "PORT", 8000, 1, 65535),
+        host=env.get("HOST", "0.0.0.0"),
+        cors_origins=origins,
+        log_level=level,  # type: ignore[arg-type]
+        log_format=log_format,  # type: ignore[arg-type]
+        redis_prefix=env.get("REDIS_PREFIX", "ls:"),
+        max_payload_bytes=_int(env, "MAX_PAYLOAD_BYTES", 16 * 1024, 256, 1024 * 1024),
+    )

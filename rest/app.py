@@ -1,0 +1,31 @@
+"""The Starlette side: REST routes, CORS, and the process lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+
+from realtime.services import Services
+
+from .routes import routes
+
+
+def create_rest_app(
+    services: Services, lifespan: Callable[[Starlette], AbstractAsyncContextManager[Any]]
+) -> Starlette:
+    middleware = []
+    if services.settings.cors_origins:
+        middleware.append(
+            Middleware(
+                CORSMiddleware, allow_origins=list(services.settings.cors_origins),
+                allow_headers=["Authorization", "Content-Type"], allow_methods=["GET", "DELETE"],
+            )
+        )
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    app.state.services = services
+    return app

@@ -1,0 +1,132 @@
+"""Session fixtures: a private Valkey and PostgreSQL, migrated once; real apps on free ports.
+
+TEST_REDIS_URL / TEST_DATABASE_URL point the suite at servers of your own
+instead; the suite never touches the machine's 6379 or 5432 unless told to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from db.migrate import migrate_url
+from realtime.embedded import EmbeddedPostgres, EmbeddedRedis
+from realtime.settings import Settings
+
+from .servers import TEST_SECRET, ServerProcess, in_process
+
+TEMPLATE_DB = "liveset_template"
+
+
+@pytest.fixture(scope="session")
+def workdir() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="liveset-test-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def redis_url(workdir: Path) -> Iterator[str]:
+    if os.environ.get("TEST_REDIS_URL"):
+        yield os.environ["TEST_REDIS_URL"]
+        return
+    with EmbeddedRedis(workdir / "valkey", persist=False).start() as server:
+        yield server.url
+
+
+@pytest.fixture(scope="session")
+def postgres(workdir: Path) -> Iterator[EmbeddedPostgres | None]:
+    if os.environ.get("TEST_DATABASE_URL"):
+        yield None
+        return
+    with EmbeddedPostgres(workdir / "postgres", durable=False).start() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+async def template_database(postgres: EmbeddedPostgres | None) -> str:
+    """A database migrated once; every test module gets a copy of it."""
+    admin_url = os.environ.get("TEST_DATABASE_URL") or postgres.url()  # type: ignore[union-attr]
+    conn = await asyncpg.connect(admin_url)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{TEMPLATE_DB}"')
+        await conn.execute(f'CREATE DATABASE "{TEMPLATE_DB}"')
+    finally:
+        await conn.close()
+    await migrate_url(_with_database(admin_url, TEMPLATE_DB))
+    return admin_url
+
+
+def _with_database(url: str, name: str) -> str:
+    base, _, _ = url.rpartition("/")
+    return f"{base}/{name}"
+
+
+@pytest.fixture(scope="module")
+async def database_url(template_database: str) -> AsyncIterator[str]:
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    conn = await asyncpg.connect(template_database)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE_DB}"')
+    finally:
+        await conn.close()
+    yield _with_database(template_database, name)
+    conn = await asyncpg.connect(template_database)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+def make_settings(redis_url: str, database_url: str, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "redis_url": redis_url,
+        "database_url": database_url,
+        "jwt_algorithm": "HS256",
+        "jwt_key": TEST_SECRET,
+        "log_format": "text",
+        "log_level": "WARNING",
+        "redis_prefix": f"t{uuid.uuid4().hex[:8]}:",  # each app its own keyspace
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def settings(redis_url: str, database_url: str) -> Settings:
+    return make_settings(redis_url, database_url)
+
+
+@pytest.fixture
+async def server(settings: Settings) -> AsyncIterator[str]:
+    """The real app under uvicorn in this process; its base URL."""
+    async with in_process(settings) as url:
+        yield url
+
+
+@pytest.fixture
+async def spawn(redis_url: str, database_url: str, workdir: Path) -> AsyncIterator[object]:
+    """Start web processes from the Procfile, sharing one Redis keyspace; all stopped at the end."""
+    started: list[ServerProcess] = []
+    prefix = f"t{uuid.uuid4().hex[:8]}:"
+
+    async def start(**env: str) -> ServerProcess:
+        process = ServerProcess(
+            {"REDIS_URL": redis_url, "DATABASE_URL": database_url, "JWT_SECRET": TEST_SECRET,
+             "REDIS_PREFIX": prefix, "LOG_LEVEL": "WARNING", **env},
+            workdir,
+        )
+        started.append(process)
+        return await process.start()
+
+    yield start
+    await asyncio.gather(*(asyncio.to_thread(p.stop) for p in started))

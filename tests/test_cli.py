@@ -1,0 +1,58 @@
+"""The `liveset` command's token and migrate subcommands, as a user runs them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import asyncpg
+
+from realtime.auth import TokenVerifier
+from realtime.settings import from_env
+
+from .servers import ROOT, TEST_SECRET
+
+
+def liveset(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if k not in ("JWT_SECRET", "DATABASE_URL", "REDIS_URL")}
+    return subprocess.run(
+        [sys.executable, "-m", "realtime", *args], env={**clean, **env}, cwd=ROOT,
+        capture_output=True, text=True, timeout=60,
+    )
+
+
+def test_token_mints_a_token_the_server_accepts() -> None:
+    result = liveset("token", "--user", "alice", "--ttl", "90m", JWT_SECRET=TEST_SECRET)
+    assert result.returncode == 0, result.stderr
+    settings = from_env({"REDIS_URL": "redis://x", "DATABASE_URL": "postgresql://x", "JWT_SECRET": TEST_SECRET})
+    claims = TokenVerifier(settings).verify(result.stdout.strip())
+    assert claims.user_id == "alice"
+
+
+def test_token_rejects_a_bad_ttl() -> None:
+    result = liveset("token", "--user", "alice", "--ttl", "soon", JWT_SECRET=TEST_SECRET)
+    assert result.returncode == 2
+    assert "--ttl" in result.stderr
+
+
+def test_migrate_requires_database_url() -> None:
+    result = liveset("migrate")
+    assert result.returncode == 2
+    assert "DATABASE_URL" in result.stderr
+
+
+async def test_migrate_applies_to_database_url(template_database: str) -> None:
+    base, _, _ = template_database.rpartition("/")
+    admin = await asyncpg.connect(template_database)
+    await admin.execute('DROP DATABASE IF EXISTS "cli_migrate"')
+    await admin.execute('CREATE DATABASE "cli_migrate"')
+    try:
+        first = liveset("migrate", DATABASE_URL=f"{base}/cli_migrate")
+        assert first.returncode == 0, first.stderr
+        assert "0001_workouts.sql" in first.stdout
+        again = liveset("migrate", DATABASE_URL=f"{base}/cli_migrate")
+        assert "none pending" in again.stdout
+    finally:
+        await admin.execute('DROP DATABASE "cli_migrate" WITH (FORCE)')
+        await admin.close()

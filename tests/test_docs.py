@@ -1,0 +1,20 @@
+"""The documents stay true to the code."""
+
+from __future__ import annotations
+
+from realtime import protocol, schema_doc
+
+from .servers import ROOT
+
+
+def test_protocol_doc_schemas_match_the_structs() -> None:
+    document = (ROOT / "docs" / "protocol.md").read_text()
+    assert schema_doc.replace_block(document) == document, (
+        "docs/protocol.md is stale: run `python -m realtime.schema_doc --write docs/protocol.md`"
+    )
+
+
+def test_every_event_in_the_tables_is_documented() -> None:
+    document = (ROOT / "docs" / "protocol.md").read_text()
+    for event in [*protocol.CLIENT_EVENTS, *protocol.SERVER_EVENTS]:
+        assert f"`{event}`" in document
