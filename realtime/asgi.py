@@ -17,6 +17,7 @@ from .lifespan import lifespan
 from .namespace import Namespace
 from .services import Services
 from .settings import Settings, SettingsError, from_env
+from .workouts import WorkoutHandlers
 
 
 def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
@@ -29,11 +30,12 @@ def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
             raise SystemExit(2) from None
     logs.configure(settings.log_level, settings.log_format)
     services = Services(settings=settings, verifier=TokenVerifier(settings))
-    namespace = Namespace(services)
+    workouts = WorkoutHandlers(services)
+    namespace = Namespace(services, workouts.table())
 
     @contextlib.asynccontextmanager
     async def app_lifespan(_: Starlette) -> AsyncIterator[None]:
-        async with lifespan(services, background={}):
+        async with lifespan(services, namespace.sio, workouts.load_baseline):
             yield
 
     rest = create_rest_app(services, app_lifespan)

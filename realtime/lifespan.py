@@ -9,15 +9,18 @@ import os
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+import socketio
 from redis.asyncio import Redis
 
 from db.pool import create_pool
 
-from .services import Services
+from .fanout import Fanout
+from .keys import Keys
+from .live_state import LiveState
+from .scheduler import TimerScheduler
+from .services import Runtime, Services
 
 log = logging.getLogger("liveset")
-
-BackgroundTask = Callable[[Services], Awaitable[None]]
 
 
 def redis_client(url: str) -> Redis:
@@ -25,7 +28,7 @@ def redis_client(url: str) -> Redis:
     return Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5, health_check_interval=30)
 
 
-async def _supervised(name: str, task: BackgroundTask, services: Services) -> None:
+async def _supervised(name: str, loop: Callable[[], Awaitable[None]]) -> None:
     """A background loop that ends unexpectedly takes the process down, loudly.
 
     Loops handle the failures they expect (a Redis blip) themselves; anything
@@ -33,7 +36,7 @@ async def _supervised(name: str, task: BackgroundTask, services: Services) -> No
     process manager is better than a server that silently stopped firing timers.
     """
     try:
-        await task(services)
+        await loop()
     except asyncio.CancelledError:
         raise
     except BaseException:
@@ -43,14 +46,25 @@ async def _supervised(name: str, task: BackgroundTask, services: Services) -> No
 
 
 @contextlib.asynccontextmanager
-async def lifespan(services: Services, background: dict[str, BackgroundTask]) -> AsyncIterator[None]:
+async def lifespan(
+    services: Services, sio: socketio.AsyncServer, load_baseline: Callable[[str, str], Awaitable[bytes]]
+) -> AsyncIterator[None]:
     settings = services.settings
-    services.redis = redis_client(settings.redis_url)
+    redis = redis_client(settings.redis_url)
+    pool = None
     try:
-        await services.redis.ping()
-        services.db = await create_pool(settings.database_url)
+        await redis.ping()
+        pool = await create_pool(settings.database_url)
+        keys = Keys(settings.redis_prefix)
+        live = LiveState(redis, keys, load_baseline, settings.workout_log_cap)
+        fanout = Fanout(redis, sio, keys, services.metrics)
+        timers = TimerScheduler(live, services.metrics)
+        services.runtime = Runtime(redis=redis, db=pool, live=live, fanout=fanout, timers=timers)
         async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(_supervised(n, t, services), name=n) for n, t in background.items()]
+            tasks = [
+                group.create_task(_supervised("fanout", fanout.run), name="fanout"),
+                group.create_task(_supervised("timers", timers.run), name="timers"),
+            ]
             log.info("liveset started", extra={"pid": os.getpid()})
             try:
                 yield
@@ -58,9 +72,7 @@ async def lifespan(services: Services, background: dict[str, BackgroundTask]) ->
                 for task in tasks:
                     task.cancel()
     finally:
-        if services.db is not None:
-            await services.db.close()
-            services.db = None
-        await services.redis.aclose()
-        services.redis = None
+        if pool is not None:
+            await pool.close()
+        await redis.aclose()
         log.info("liveset stopped", extra={"pid": os.getpid()})

@@ -34,5 +34,15 @@ class Metrics:
             buckets=_LATENCY_BUCKETS, registry=self.registry,
         )
 
+        self.fanout_events = Counter(
+            "liveset_fanout_events", "Events delivered from pub/sub to this process's sockets", registry=self.registry
+        )
+        self.slow_consumers = Counter(
+            "liveset_slow_consumers", "Sockets cut off because they stopped reading", registry=self.registry
+        )
+        self.timers_fired = Counter(
+            "liveset_timers_fired", "Rest timers this process fired (finished events)", registry=self.registry
+        )
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -21,6 +21,8 @@ import socketio
 from . import protocol as p
 from .auth import AuthError
 from .errors import AppError
+from .fanout import user_room
+from .live_state import now_ms
 from .services import Services
 
 log = logging.getLogger("liveset.socket")
@@ -31,7 +33,7 @@ _FIELD = re.compile(r" - at `\$\.?([^`]*)`$")
 class Session:
     """One authenticated connection (one device). Slots: there are many of these."""
 
-    __slots__ = ("sid", "user_id", "device_id", "expires_at", "expiry")
+    __slots__ = ("sid", "user_id", "device_id", "expires_at", "expiry", "joined")
 
     def __init__(self, sid: str, user_id: str, device_id: str, expires_at: float) -> None:
         self.sid = sid
@@ -39,6 +41,7 @@ class Session:
         self.device_id = device_id
         self.expires_at = expires_at
         self.expiry: asyncio.TimerHandle | None = None
+        self.joined = False  # subscribed to the user's fan-out channel
 
 
 Handler = Callable[[Session, Any], Awaitable[Any]]
@@ -47,14 +50,6 @@ Handler = Callable[[Session, Any], Awaitable[Any]]
 class Route(NamedTuple):
     payload: type[msgspec.Struct]
     handler: Handler
-
-
-def user_room(user_id: str) -> str:
-    return f"u:{user_id}"
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 class _MsgspecJson:
@@ -77,7 +72,7 @@ def _invalid(exc: msgspec.ValidationError) -> AppError:
 
 
 class Namespace:
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, handlers: dict[str, Handler]) -> None:
         self.services = services
         settings = services.settings
         self.sio = socketio.AsyncServer(
@@ -89,10 +84,7 @@ class Namespace:
             engineio_logger=False,
         )
         self.sessions: dict[str, Session] = {}
-        handlers: dict[str, Handler] = {
-            "time:sync": self._time_sync,
-            "auth:refresh": self._auth_refresh,
-        }
+        handlers = {**handlers, "time:sync": self._time_sync, "auth:refresh": self._auth_refresh}
         self.routes = {name: Route(p.CLIENT_EVENTS[name][0], handler) for name, handler in handlers.items()}
         self.sio.on("connect", self._connect)
         self.sio.on("disconnect", self._disconnect)
@@ -114,15 +106,35 @@ class Namespace:
         session = Session(sid, claims.user_id, handshake.device_id, claims.expires_at)
         self.sessions[sid] = session
         self._schedule_expiry(session)
-        await self.sio.enter_room(sid, user_room(session.user_id))
         metrics.connects.labels("accepted").inc()
         metrics.connections.inc()
+        # python-socketio sends the CONNECT packet after this handler returns: anything
+        # sent to the socket before that would reach the client ahead of it.
+        asyncio.get_running_loop().create_task(self._ready(session))
+
+    async def _ready(self, session: Session) -> None:
+        """Join the user's fan-out, then send session:ready with the live snapshot.
+
+        Joining first means no event is missed between the snapshot and the first
+        delivered event; an event that arrives before session:ready has a seq the
+        snapshot already includes, and the client skips it.
+        """
+        if self.sessions.get(session.sid) is not session:
+            return
+        session.joined = True
+        try:
+            await self.services.runtime.fanout.join(session.user_id)
+            await self.sio.enter_room(session.sid, user_room(session.user_id))
+            snapshot = await self.services.runtime.live.active_snapshot(session.user_id)
+        except Exception:
+            log.exception("could not prepare session:ready; dropping the connection")
+            await self.sio.disconnect(session.sid)
+            return
         ready = p.SessionReady(
-            user_id=session.user_id, device_id=session.device_id, server_time=now_ms(), active_workout=None
+            user_id=session.user_id, device_id=session.device_id, server_time=now_ms(),
+            active_workout=snapshot,  # type: ignore[arg-type]  # the snapshot's JSON, as Lua wrote it
         )
-        # python-socketio sends the CONNECT packet after this handler returns; an
-        # event emitted from here directly would reach the client before it.
-        asyncio.get_running_loop().create_task(self.sio.emit("session:ready", ready, to=sid))
+        await self.sio.emit("session:ready", ready, to=session.sid)
 
     async def _disconnect(self, sid: str, reason: Any = None) -> None:
         session = self.sessions.pop(sid, None)
@@ -131,6 +143,8 @@ class Namespace:
         if session.expiry is not None:
             session.expiry.cancel()
         self.services.metrics.connections.dec()
+        if session.joined:
+            await self.services.runtime.fanout.leave(session.user_id)
 
     def _schedule_expiry(self, session: Session) -> None:
         # A timer handle per connection, not a task: cheap, and nothing runs until it is due.

@@ -1,12 +1,14 @@
-"""What every request and event handler reaches: settings, clients, metrics.
+"""What every request and event handler reaches.
 
-Built by create_app; the lifespan fills in the network clients and empties them
-again, so nothing opens a connection at import time.
+`Services` is built by create_app (settings, token verifier, metrics); the
+lifespan opens the network clients and sets `runtime`, so nothing connects at
+import time, and using a client outside the lifespan fails loudly.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import asyncpg
 from redis.asyncio import Redis
@@ -15,21 +17,24 @@ from .auth import TokenVerifier
 from .metrics import Metrics
 from .settings import Settings
 
+if TYPE_CHECKING:
+    from .fanout import Fanout
+    from .live_state import LiveState
+    from .scheduler import TimerScheduler
+
+
+@dataclass
+class Runtime:
+    redis: Redis
+    db: asyncpg.Pool
+    live: LiveState
+    fanout: Fanout
+    timers: TimerScheduler
+
 
 @dataclass
 class Services:
     settings: Settings
     verifier: TokenVerifier
     metrics: Metrics = field(default_factory=Metrics)
-    redis: Redis | None = None
-    db: asyncpg.Pool | None = None
-
-    @property
-    def live_redis(self) -> Redis:
-        assert self.redis is not None, "used outside the app's lifespan"
-        return self.redis
-
-    @property
-    def pool(self) -> asyncpg.Pool:
-        assert self.db is not None, "used outside the app's lifespan"
-        return self.db
+    runtime: Runtime = field(init=False)

@@ -38,6 +38,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_message_bytes: int = 64 * 1024
     # Largest event payload a handler accepts; larger ones get a `too_large` ack.
     max_payload_bytes: int = 16 * 1024
+    # Events kept per workout for workout:sync; a device further behind gets a snapshot.
+    workout_log_cap: int = 1000
 
 
 def _required(env: Mapping[str, str], name: str) -> str:
@@ -111,4 +113,5 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         log_format=log_format,  # type: ignore[arg-type]
         redis_prefix=env.get("REDIS_PREFIX", "ls:"),
         max_payload_bytes=_int(env, "MAX_PAYLOAD_BYTES", 16 * 1024, 256, 1024 * 1024),
+        workout_log_cap=_int(env, "WORKOUT_LOG_CAP", 1000, 10, 100_000),
     )

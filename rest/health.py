@@ -19,7 +19,7 @@ async def healthz(request: Request) -> Response:
 async def _redis_ok(services: Services) -> bool:
     try:
         async with asyncio.timeout(_CHECK_TIMEOUT_S):
-            return bool(await services.live_redis.ping())
+            return bool(await services.runtime.redis.ping())
     except Exception:
         return False
 
@@ -27,7 +27,7 @@ async def _redis_ok(services: Services) -> bool:
 async def _postgres_ok(services: Services) -> bool:
     try:
         async with asyncio.timeout(_CHECK_TIMEOUT_S):
-            return await services.pool.fetchval("SELECT 1") == 1
+            return await services.runtime.db.fetchval("SELECT 1") == 1
     except Exception:
         return False
 

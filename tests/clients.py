@@ -6,8 +6,10 @@ import asyncio
 import time
 from typing import Any
 
+import msgspec
 import socketio
 
+from realtime import protocol
 from realtime.auth import mint
 
 from .servers import TEST_SECRET
@@ -60,5 +62,38 @@ class Device:
             except TimeoutError:
                 pass
 
+    def named(self, event: str) -> list[Any]:
+        return [data for name, data in self.events if name == event]
+
+    def workout_events(self, workout_id: str) -> list[tuple[str, Any]]:
+        """This workout's events in arrival order, each checked against its Struct."""
+        found = []
+        for name, data in self.events:
+            if isinstance(data, dict) and data.get("workout_id") == workout_id and name in protocol.SERVER_EVENTS:
+                check(name, data)
+                found.append((name, data))
+        return found
+
+    def seqs(self, workout_id: str) -> list[int]:
+        return [data["seq"] for _, data in self.workout_events(workout_id)]
+
     async def close(self) -> None:
         await self.sio.disconnect()
+
+
+def check(event: str, data: Any) -> Any:
+    """Decode a server event strictly with its protocol Struct: the shape is what docs/protocol.md says."""
+    return msgspec.convert(data, protocol.SERVER_EVENTS[event], strict=True)
+
+
+async def ok(device: Device, event: str, payload: Any) -> Any:
+    ack = await device.emit(event, payload)
+    assert ack["ok"] is True, f"{event} {payload} -> {ack}"
+    return ack["data"]
+
+
+async def error(device: Device, event: str, payload: Any) -> dict[str, Any]:
+    ack = await device.emit(event, payload)
+    assert ack["ok"] is False, f"{event} {payload} -> {ack}"
+    assert set(ack) == {"ok", "error"}
+    return ack["error"]

@@ -1,0 +1,100 @@
+"""Fan-out: Redis pub/sub -> this process's sockets, in seq order.
+
+Each Lua script publishes an event once, as a ready-made Socket.IO packet, on
+the user's channel. Each process holds one pub/sub connection subscribed to the
+channels of the users who have a device connected to it (and only those), and
+one task reads it: messages of a channel arrive in publish order, which is seq
+order, and are handed to each local socket's send queue without awaiting in
+between — so no device sees two events of a workout out of order, and the
+packet is encoded once for all recipients, not once per socket.
+
+Pub/sub is at-most-once: a device that sees a gap in `seq`, or reconnects,
+calls workout:sync. A device that stops reading is cut off once its queue is
+long, rather than growing this process's memory; it reconnects and resyncs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections import Counter
+
+import socketio
+from engineio import packet as eio_packet
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from .keys import Keys
+from .metrics import Metrics
+
+log = logging.getLogger("liveset.fanout")
+
+MAX_QUEUED_PACKETS = 1000
+
+
+def user_room(user_id: str) -> str:
+    return f"u:{user_id}"
+
+
+class Fanout:
+    def __init__(self, redis: Redis, sio: socketio.AsyncServer, keys: Keys, metrics: Metrics) -> None:
+        self.sio = sio
+        self.keys = keys
+        self.metrics = metrics
+        self.pubsub = redis.pubsub(ignore_subscribe_messages=True)
+        self.local_devices: Counter[str] = Counter()  # user_id -> sockets on this process
+        self._channel_prefix = keys.user_channel_prefix().encode()
+        # A channel of this process's own, so the pub/sub connection is subscribed from the start.
+        self._own_channel = f"{keys.prefix}proc:{os.getpid()}:{id(self)}"
+
+    async def join(self, user_id: str) -> None:
+        """A device of `user_id` connected here: make sure its channel is subscribed."""
+        self.local_devices[user_id] += 1
+        if self.local_devices[user_id] == 1:
+            await self.pubsub.subscribe(self.keys.user_channel(user_id))
+
+    async def leave(self, user_id: str) -> None:
+        self.local_devices[user_id] -= 1
+        if self.local_devices[user_id] <= 0:
+            del self.local_devices[user_id]
+            await self.pubsub.unsubscribe(self.keys.user_channel(user_id))
+
+    async def run(self) -> None:
+        await self.pubsub.subscribe(self._own_channel)
+        backoff = 0.1
+        try:
+            while True:
+                try:
+                    message = await self.pubsub.get_message(timeout=None)
+                except (RedisError, OSError) as exc:
+                    # redis-py reconnects and subscribes again on the next read; what was
+                    # published meanwhile is lost, which seq gaps + workout:sync repair.
+                    log.warning("pub/sub connection lost; reconnecting", extra={"error": str(exc)})
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 2.0)
+                    continue
+                backoff = 0.1
+                if message is not None and message["type"] == "message":
+                    self.deliver(message["channel"], message["data"])
+        finally:
+            await self.pubsub.aclose()
+
+    def deliver(self, channel: bytes, data: bytes) -> None:
+        if not channel.startswith(self._channel_prefix):
+            return
+        room = user_room(channel[len(self._channel_prefix):].decode())
+        pkt = eio_packet.Packet(eio_packet.MESSAGE, data=data.decode())
+        sockets = self.sio.eio.sockets
+        for sid, eio_sid in self.sio.manager.get_participants("/", room):
+            sock = sockets.get(eio_sid)
+            if sock is None or sock.closed:
+                continue
+            if sock.queue.qsize() >= MAX_QUEUED_PACKETS:
+                self.metrics.slow_consumers.inc()
+                log.warning("device is not reading; disconnecting it", extra={"sid": sid})
+                asyncio.get_running_loop().create_task(self.sio.disconnect(sid))
+                continue
+            # What engine.io's send() does, minus a task and an await per recipient.
+            sock.queue.put_nowait(pkt)
+        self.metrics.fanout_events.inc()

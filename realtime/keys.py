@@ -1,0 +1,50 @@
+"""Every Redis key and channel name, in one place.
+
+A user's keys and the keys of their workouts share one hash tag, the user's
+shard `{N}`: so a script that touches the user's live pointer, a workout and the
+shard's due queue at once stays in one slot and runs unchanged on Redis Cluster.
+The shard count is fixed: changing it would move keys of live workouts.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+SHARDS = 16
+WORKOUT_SUFFIXES = ("", ":sets", ":order", ":log", ":ops", ":base", ":recs")
+
+
+def shard_of(user_id: str) -> int:
+    return zlib.crc32(user_id.encode()) % SHARDS
+
+
+class Keys:
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+
+    def shard(self, shard: int) -> str:
+        return f"{self.prefix}{{{shard}}}"
+
+    def live(self, user_id: str) -> str:
+        return f"{self.shard(shard_of(user_id))}:u:{user_id}:live"
+
+    def due(self, shard: int) -> str:
+        return f"{self.shard(shard)}:due"
+
+    def active(self, shard: int) -> str:
+        return f"{self.shard(shard)}:active"
+
+    def workout(self, user_id: str, workout_id: str) -> list[str]:
+        """The KEYS of every workout script, in the order lua/_lib.lua documents."""
+        shard = shard_of(user_id)
+        # Workout ids are chosen by clients and unique per user only, so they are
+        # namespaced by the user.
+        base = f"{self.shard(shard)}:u:{user_id}:w:{workout_id}"
+        return [*(base + s for s in WORKOUT_SUFFIXES), self.live(user_id), self.due(shard), self.active(shard)]
+
+    def user_channel_prefix(self) -> str:
+        return f"{self.prefix}u:"
+
+    def user_channel(self, user_id: str) -> str:
+        """Where every event of the user's workouts is published (all their devices listen)."""
+        return f"{self.user_channel_prefix()}{user_id}"

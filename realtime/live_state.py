@@ -1,0 +1,204 @@
+"""Live workout state in Redis: one Lua script per operation, one round trip each.
+
+Each script validates, dedupes the client id, applies the change, takes the next
+`seq`, appends the event to the workout's log and publishes it — atomically.
+Python prepares the JSON it already knows (the set, the name, the plan) and gets
+back the event's JSON for the ack; it never decodes what it only passes on.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
+from redis.exceptions import RedisError
+
+from . import protocol as p
+from .errors import AppError
+from .keys import SHARDS, Keys
+
+LUA_DIR = Path(__file__).parent / "lua"
+SCRIPTS = (
+    "workout_start", "workout_pause", "workout_resume", "workout_snapshot", "workout_sync",
+    "set_complete", "set_update", "set_delete", "rest_start", "rest_adjust", "rest_skip", "timers_fire",
+)
+TIMERS_PER_CALL = 500
+
+BaselineLoader = Callable[[str, str], Awaitable[bytes]]
+_encode = msgspec.json.encode
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _json_or_null(value: object) -> bytes:
+    return b"null" if value is None else _encode(value)
+
+
+class LiveState:
+    def __init__(self, redis: Redis, keys: Keys, load_baseline: BaselineLoader, log_cap: int) -> None:
+        self.redis = redis
+        self.log_cap = log_cap
+        self.keys = keys
+        self.load_baseline = load_baseline
+        lib = (LUA_DIR / "_lib.lua").read_text()
+        self.scripts: dict[str, AsyncScript] = {
+            name: redis.register_script(lib + "\n" + (LUA_DIR / f"{name}.lua").read_text()) for name in SCRIPTS
+        }
+
+    async def _call(self, name: str, user_id: str, workout_id: str, *args: object) -> list[Any]:
+        keys = self.keys.workout(user_id, workout_id)
+        argv = [user_id, workout_id, now_ms(), self.keys.user_channel(user_id), self.log_cap, *args]
+        try:
+            return await self.scripts[name](keys=keys, args=argv)  # type: ignore[no-any-return]
+        except RedisError as exc:
+            raise AppError("unavailable", "live state is unreachable; retry") from exc
+
+    async def _change(self, name: str, user_id: str, workout_id: str, *args: object) -> msgspec.Raw:
+        """Run a changing script, loading a missing baseline of records once if it asks."""
+        reply = await self._call(name, user_id, workout_id, *args)
+        if reply[0] == b"need_base":
+            exercise = reply[1].decode()
+            baseline = await self.load_baseline(user_id, exercise)
+            reply = await self._call(name, user_id, workout_id, *args, exercise, baseline)
+        return _ack(reply)
+
+    # ---- workouts -----------------------------------------------------------
+
+    async def start(self, user_id: str, payload: p.WorkoutStart) -> msgspec.Raw:
+        fingerprint = _encode([payload.name, payload.plan, payload.room_id])
+        return await self._change(
+            "workout_start", user_id, str(payload.workout_id), fingerprint,
+            _json_or_null(payload.name), _json_or_null(payload.plan), _json_or_null(payload.room_id),
+        )
+
+    async def pause(self, user_id: str, workout_id: str) -> msgspec.Raw:
+        return await self._change("workout_pause", user_id, workout_id)
+
+    async def resume(self, user_id: str, workout_id: str) -> msgspec.Raw:
+        return await self._change("workout_resume", user_id, workout_id)
+
+    async def snapshot(self, user_id: str, workout_id: str) -> msgspec.Raw:
+        return _ack(await self._call("workout_snapshot", user_id, workout_id))
+
+    async def active_workout_id(self, user_id: str) -> str | None:
+        try:
+            live = await self.redis.get(self.keys.live(user_id))
+        except RedisError as exc:
+            raise AppError("unavailable", "live state is unreachable; retry") from exc
+        return live.decode() if live else None
+
+    async def active_snapshot(self, user_id: str) -> msgspec.Raw | None:
+        workout_id = await self.active_workout_id(user_id)
+        if workout_id is None:
+            return None
+        try:
+            return await self.snapshot(user_id, workout_id)
+        except AppError as exc:
+            if exc.code == "not_found":  # ended between the two reads
+                return None
+            raise
+
+    async def sync(self, user_id: str, workout_id: str, since_seq: int) -> msgspec.Raw:
+        reply = await self._call("workout_sync", user_id, workout_id, since_seq)
+        if reply[0] == b"events":
+            items = reply[1:]
+            events = b",".join(
+                b'{"event":"' + items[i] + b'","data":' + items[i + 1] + b"}" for i in range(0, len(items), 2)
+            )
+            return msgspec.Raw(b'{"events":[' + events + b"]}")
+        if reply[0] == b"snapshot":
+            snapshot = reply[1]
+            seq = msgspec.json.decode(snapshot, type=_SeqOnly).seq
+            return msgspec.Raw(b'{"snapshot":' + snapshot + b',"seq":' + str(seq).encode() + b"}")
+        return _ack(reply)
+
+    # ---- sets ---------------------------------------------------------------
+
+    async def complete_set(self, user_id: str, payload: p.SetComplete) -> msgspec.Raw:
+        fingerprint = _encode(payload)
+        completed_at = payload.completed_at if payload.completed_at is not None else now_ms()
+        record = p.SetRecord(
+            set_id=str(payload.set_id), exercise_id=payload.exercise_id, set_type=payload.set_type,
+            weight_kg=payload.weight_kg, reps=payload.reps, duration_s=payload.duration_s,
+            distance_m=payload.distance_m, rpe=payload.rpe, notes=payload.notes, completed_at=completed_at,
+        )
+        return await self._change(
+            "set_complete", user_id, str(payload.workout_id), str(payload.set_id), fingerprint,
+            _encode(record), payload.exercise_id, completed_at,
+        )
+
+    async def update_set(self, user_id: str, payload: p.SetUpdate) -> msgspec.Raw:
+        patch = {
+            name: getattr(payload, name) for name in payload.__struct_fields__
+            if name not in ("workout_id", "set_id") and getattr(payload, name) is not msgspec.UNSET
+        }
+        if not patch:
+            raise AppError("invalid_payload", "name at least one field to change")
+        body = _encode(patch)
+        return await self._change("set_update", user_id, str(payload.workout_id), str(payload.set_id), body, body)
+
+    async def delete_set(self, user_id: str, payload: p.SetDelete) -> msgspec.Raw:
+        return await self._change("set_delete", user_id, str(payload.workout_id), str(payload.set_id))
+
+    # ---- rest timers --------------------------------------------------------
+
+    async def start_rest(self, user_id: str, payload: p.RestStart) -> msgspec.Raw:
+        return await self._change(
+            "rest_start", user_id, str(payload.workout_id), round(payload.duration_s * 1000),
+            _encode(payload.duration_s), _json_or_null(payload.exercise_id),
+        )
+
+    async def adjust_rest(self, user_id: str, payload: p.RestAdjust) -> msgspec.Raw:
+        return await self._change("rest_adjust", user_id, str(payload.workout_id), round(payload.delta_s * 1000))
+
+    async def skip_rest(self, user_id: str, workout_id: str) -> msgspec.Raw:
+        return await self._change("rest_skip", user_id, workout_id)
+
+    async def fire_due_timers(self, shards: Sequence[int] = range(SHARDS)) -> list[tuple[int, int, int]]:
+        """Fire the due rest timers of these shards in one round trip.
+
+        Returns (shard, timers fired, ms of the shard's next due timer or -1)."""
+        now = now_ms()
+        script = self.scripts["timers_fire"]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for shard in shards:
+                await script(
+                    keys=[self.keys.due(shard)],
+                    args=["", "", now, "", self.log_cap, "", self.keys.user_channel_prefix(), TIMERS_PER_CALL],
+                    client=pipe,
+                )
+            replies = await pipe.execute()
+        return [(shard, int(fired), int(next_due)) for shard, (fired, next_due) in zip(shards, replies, strict=True)]
+
+
+class _SeqOnly(msgspec.Struct):
+    seq: int
+
+
+_ENDED = {
+    b"completing": "the workout is being completed",
+    b"completed": "the workout has been completed",
+    b"discarded": "the workout has been discarded",
+}
+
+
+def _ack(reply: list[Any]) -> msgspec.Raw:
+    status = reply[0]
+    if status in (b"ok", b"dup"):
+        return msgspec.Raw(reply[1])
+    message = reply[1].decode() if len(reply) > 1 else None
+    if status == b"not_found":
+        raise AppError("not_found", message or "no such workout")
+    if status == b"ended":
+        raise AppError("conflict", _ENDED.get(reply[1], "the workout has ended"), {"status": message})
+    if status == b"conflict":
+        details = {"workout_id": reply[2].decode()} if len(reply) > 2 else None
+        raise AppError("conflict", message or "conflict", details)
+    raise AppError("internal", f"unexpected reply from the live state: {status!r}")

@@ -1,0 +1,235 @@
+-- Helpers shared by every workout script: live_state.py prepends this file to each
+-- script when it loads them, so each script is still one atomic EVALSHA.
+--
+-- Every workout script gets the same KEYS (keys.py: Keys.workout), all in one hash
+-- slot because they share the user's shard tag `{N}`:
+--   1 state   hash: user_id, status, name, plan, room, fp, started_at, paused_at, paused_ms,
+--                   seq, set_count, volume, rpe_sum, rpe_n, last_at, rest_* fields, ended_at
+--   2 sets    hash: set_id -> the set as JSON
+--   3 order   zset: set_id scored by completed_at (ties: by set_id)
+--   4 log     stream: one entry per event, id 0-<seq>, fields e (name) and d (JSON)
+--   5 ops     hash: idempotency memos, "<op>:<id>" -> fingerprint "\n" ack JSON
+--   6 base    hash: exercise_id -> the user's standing records before this workout (JSON)
+--   7 recs    hash: exercise_id -> this workout's records for it (JSON items, no brackets)
+--   8 live    string: the user's live workout id
+--   9 due     zset: the shard's rest timers: state keys scored by ends_at
+--  10 active  zset: the shard's live workouts: state keys scored by last activity
+-- and the same ARGV head: 1 user_id  2 workout_id  3 now (ms)  4 channel  5 log cap
+-- Scripts answer {status, ...}: 'ok' and 'dup' carry the ack JSON; anything else is an error.
+
+local K = {
+  state = KEYS[1], sets = KEYS[2], order = KEYS[3], log = KEYS[4], ops = KEYS[5],
+  base = KEYS[6], recs = KEYS[7], live = KEYS[8], due = KEYS[9], active = KEYS[10],
+}
+local UID, WID, NOW, CHANNEL, CAP = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
+
+-- A JSON number with at most `places` decimals; no exponent for the values we meet.
+local function num(x, places)
+  local s = string.format('%.' .. (places or 3) .. 'f', x)
+  s = string.gsub(s, '0+$', '')
+  s = string.gsub(s, '%.$', '')
+  if s == '-0' then s = '0' end
+  return s
+end
+
+-- The key of a weight in "max reps at a weight" records; records.py: weight_key agrees.
+local function wkey(w)
+  return num(w or 0, 3)
+end
+
+local function field(name)
+  return redis.call('HGET', K.state, name)
+end
+
+-- The workout exists and is the caller's; otherwise the caller sees not_found.
+local function owned()
+  return field('user_id') == UID
+end
+
+local function is_open(status)
+  return status == 'live' or status == 'paused'
+end
+
+local function touch()
+  redis.call('HSET', K.state, 'last_at', NOW)
+  redis.call('ZADD', K.active, NOW, K.state)
+end
+
+-- Take the next seq, log the event and publish it as a ready-made Socket.IO EVENT
+-- packet: the listener of every process sends these bytes as they are, in seq order.
+-- `body` gets the seq and returns the rest of the payload after workout_id and seq.
+local function emit(name, body)
+  local seq = redis.call('HINCRBY', K.state, 'seq', 1)
+  local json = '{"workout_id":"' .. WID .. '","seq":' .. seq .. body(seq) .. '}'
+  redis.call('XADD', K.log, 'MAXLEN', CAP, '0-' .. seq, 'e', name, 'd', json)
+  redis.call('PUBLISH', CHANNEL, '2["' .. name .. '",' .. json .. ']')
+  return seq, json
+end
+
+local function memo(key, fp, ack)
+  redis.call('HSET', K.ops, key, fp .. '\n' .. ack)
+end
+
+-- {'dup', ack} for a repeat of the same request, {'conflict', ...} for the same id
+-- with other content, nil when the id is new.
+local function recall(key, fp)
+  local prev = redis.call('HGET', K.ops, key)
+  if not prev then return nil end
+  local cut = string.find(prev, '\n', 1, true)
+  if string.sub(prev, 1, cut - 1) == fp then return {'dup', string.sub(prev, cut + 1)} end
+  return {'conflict', 'this id was already used with different content'}
+end
+
+local function stats_json()
+  local s = redis.call('HMGET', K.state, 'started_at', 'paused_ms', 'paused_at', 'set_count', 'volume',
+    'rpe_sum', 'rpe_n', 'ended_at')
+  local now = tonumber(s[8]) or NOW
+  local paused = tonumber(s[2])
+  if s[3] ~= '' then paused = paused + (now - tonumber(s[3])) end
+  local active_ms = math.max(0, now - tonumber(s[1]) - paused)
+  local rpe_n = tonumber(s[7])
+  local avg = 'null'
+  if rpe_n > 0 then avg = num(tonumber(s[6]) / rpe_n, 2) end
+  return '{"set_count":' .. s[4] .. ',"total_volume_kg":' .. num(tonumber(s[5]), 3) ..
+    ',"duration_s":' .. math.floor(active_ms / 1000) .. ',"avg_rpe":' .. avg .. '}'
+end
+
+-- A set's share of the running totals: volume counts weight x reps of every set
+-- but warm-ups; avg_rpe is over the sets that have an rpe.
+local function tally(set, sign)
+  redis.call('HINCRBY', K.state, 'set_count', sign)
+  if set.set_type ~= 'warmup' and type(set.weight_kg) == 'number' and type(set.reps) == 'number' then
+    redis.call('HINCRBYFLOAT', K.state, 'volume', sign * set.weight_kg * set.reps)
+  end
+  if type(set.rpe) == 'number' then
+    redis.call('HINCRBYFLOAT', K.state, 'rpe_sum', sign * set.rpe)
+    redis.call('HINCRBY', K.state, 'rpe_n', sign)
+  end
+end
+
+-- ---- personal records --------------------------------------------------------
+-- A workout's records for an exercise are found by walking its sets in
+-- completed_at order from the user's standing records (base): a set holds a
+-- record when it is strictly better than everything before it. Warm-ups and sets
+-- without reps never count. So the outcome does not depend on the order in which
+-- sets arrived, and an edit or delete simply walks again.
+
+local function need_base(exercise)
+  if redis.call('HEXISTS', K.base, exercise) == 0 then return {'need_base', exercise} end
+  return nil
+end
+
+local function walk(exercise)
+  local base = cjson.decode(redis.call('HGET', K.base, exercise))
+  local best = {max_weight = base.max_weight, est_1rm = base.est_1rm, max_volume = base.max_volume}
+  local reps_best = {}
+  if type(base.reps) == 'table' then
+    for w, r in pairs(base.reps) do reps_best[w] = r end
+  end
+  local holders, order = {}, {}
+  local function consider(slot, rtype, value, set_id, weight)
+    local current = best[slot]
+    if slot ~= rtype then current = reps_best[weight] end
+    if type(current) == 'number' and value <= current then return end
+    if holders[slot] == nil then table.insert(order, slot) end
+    holders[slot] = {type = rtype, value = value, previous = current, set_id = set_id, weight = weight}
+    if slot ~= rtype then reps_best[weight] = value else best[slot] = value end
+  end
+  local ids = redis.call('ZRANGE', K.order, 0, -1)
+  for _, id in ipairs(ids) do
+    local set = cjson.decode(redis.call('HGET', K.sets, id))
+    if set.exercise_id == exercise and set.set_type ~= 'warmup' and type(set.reps) == 'number' and set.reps >= 1 then
+      local w = set.weight_kg
+      if type(w) ~= 'number' then w = 0 end
+      if w > 0 then
+        consider('max_weight', 'max_weight', w, id)
+        consider('est_1rm', 'est_1rm', tonumber(num(w * (1 + set.reps / 30), 2)), id)
+        consider('max_volume', 'max_volume', tonumber(num(w * set.reps, 3)), id)
+      end
+      local wk = wkey(w)
+      consider('max_reps@' .. wk, 'max_reps', set.reps, id, wk)
+    end
+  end
+  return holders, order
+end
+
+local function record_json(h)
+  local previous = 'null'
+  if type(h.previous) == 'number' then previous = num(h.previous, 3) end
+  local s = '{"type":"' .. h.type .. '","value":' .. num(h.value, 3) .. ',"previous":' .. previous ..
+    ',"set_id":"' .. h.set_id .. '"'
+  if h.weight then s = s .. ',"weight_kg":' .. h.weight end
+  return s .. '}'
+end
+
+local function slot_of(rtype, weight)
+  if weight then return rtype .. '@' .. weight end
+  return rtype
+end
+
+-- Walk the exercise again and store its records. Returns the records JSON array and
+-- the JSON items of the records `set_id` gained: a slot it did not hold before, or
+-- holds now with a higher value (an edit that made a set heavier).
+local function rewalk(exercise, set_id)
+  local before = {}
+  local old = redis.call('HGET', K.recs, exercise)
+  if old then
+    for _, r in ipairs(cjson.decode('[' .. old .. ']')) do
+      local weight = nil
+      if r.weight_kg then weight = wkey(r.weight_kg) end
+      before[slot_of(r.type, weight)] = r
+    end
+  end
+  local holders, order = walk(exercise)
+  local items, news = {}, {}
+  for _, slot in ipairs(order) do
+    local h = holders[slot]
+    local item = record_json(h)
+    table.insert(items, item)
+    local prev = before[slot]
+    if h.set_id == set_id and (prev == nil or prev.set_id ~= set_id or h.value > prev.value) then
+      table.insert(news, item)
+    end
+  end
+  local joined = table.concat(items, ',')
+  if joined == '' then redis.call('HDEL', K.recs, exercise) else redis.call('HSET', K.recs, exercise, joined) end
+  return '[' .. joined .. ']', news
+end
+
+local function all_records_json()
+  local items = {}
+  for _, v in ipairs(redis.call('HVALS', K.recs)) do table.insert(items, v) end
+  return '[' .. table.concat(items, ',') .. ']'
+end
+
+local function rest_json(status)
+  local r = redis.call('HMGET', K.state, 'rest_status', 'rest_started_at', 'rest_ends_at', 'rest_duration_s',
+    'rest_exercise')
+  status = status or r[1]
+  return '"status":"' .. status .. '","started_at":' .. r[2] .. ',"ends_at":' .. r[3] ..
+    ',"duration_s":' .. r[4] .. ',"exercise_id":' .. r[5]
+end
+
+local function snapshot_json()
+  local s = redis.call('HMGET', K.state, 'name', 'status', 'started_at', 'paused_at', 'room', 'plan', 'seq',
+    'rest_status')
+  local ids = redis.call('ZRANGE', K.order, 0, -1)
+  local sets = ''
+  if #ids > 0 then sets = table.concat(redis.call('HMGET', K.sets, unpack(ids)), ',') end
+  local rest = 'null'
+  if s[8] ~= '' then rest = '{' .. rest_json() .. '}' end
+  local paused_at = s[4]
+  if paused_at == '' then paused_at = 'null' end
+  return '{"workout_id":"' .. WID .. '","name":' .. s[1] .. ',"status":"' .. s[2] .. '","started_at":' .. s[3] ..
+    ',"paused_at":' .. paused_at .. ',"room_id":' .. s[5] .. ',"plan":' .. s[6] .. ',"seq":' .. s[7] ..
+    ',"sets":[' .. sets .. '],"stats":' .. stats_json() .. ',"rest":' .. rest ..
+    ',"records":' .. all_records_json() .. '}'
+end
+
+-- The common preamble of scripts that change an open workout: nil when it may go on.
+local function check_open()
+  if not owned() then return {'not_found'} end
+  local status = field('status')
+  if not is_open(status) then return {'ended', status} end
+  return nil
+end

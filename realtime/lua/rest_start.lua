@@ -1,0 +1,12 @@
+-- rest:start — start (or restart) the workout's rest timer; its end goes into the shard's due queue.
+-- ARGV 6 duration in ms  7 duration_s as given (JSON number)  8 exercise_id (JSON or null)
+-- -> {'ok', ack} | {'not_found'} | {'ended', status}
+local closed = check_open()
+if closed then return closed end
+local ends_at = NOW + tonumber(ARGV[6])
+redis.call('HSET', K.state, 'rest_status', 'running', 'rest_started_at', NOW, 'rest_ends_at', ends_at,
+  'rest_duration_s', ARGV[7], 'rest_exercise', ARGV[8])
+redis.call('ZADD', K.due, ends_at, K.state)
+touch()
+local _, ack = emit('rest:timer', function() return ',' .. rest_json() .. ',"server_time":' .. NOW end)
+return {'ok', ack}

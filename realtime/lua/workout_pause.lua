@@ -1,0 +1,13 @@
+-- workout:pause — stop the workout's clock; pausing a paused workout repeats the ack.
+-- -> {'ok'|'dup', ack} | {'not_found'} | {'ended', status}
+if not owned() then return {'not_found'} end
+local status = field('status')
+if status == 'paused' then return recall('pause', '') or {'conflict', 'the workout is already paused'} end
+local closed = check_open()
+if closed then return closed end
+redis.call('HSET', K.state, 'status', 'paused', 'paused_at', NOW)
+redis.call('HDEL', K.ops, 'resume')  -- the next resume is a new one
+touch()
+local _, ack = emit('workout:paused', function() return ',"at":' .. NOW end)
+memo('pause', '', ack)
+return {'ok', ack}

@@ -1,0 +1,106 @@
+"""Handlers of the live-workout events: validated payload in, ack out.
+
+The edge (namespace.py) has already converted the payload; the live state does
+the atomic work and publishes the events; the handlers add the rules that need
+the session or the clock, and tell the scheduler about new timer ends.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import msgspec
+from asyncpg import PostgresError
+
+from db import records as db_records
+
+from . import protocol as p
+from .errors import AppError
+from .live_state import now_ms
+from .namespace import Handler, Session
+from .records import baseline_json
+from .services import Services
+
+log = logging.getLogger("liveset.workouts")
+
+# A device's clock may run a little ahead of ours; a set logged further ahead is a bug.
+FUTURE_TOLERANCE_MS = 5 * 60 * 1000
+
+
+class _EndsAt(msgspec.Struct):
+    ends_at: int
+    status: str
+
+
+class WorkoutHandlers:
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    def table(self) -> dict[str, Handler]:
+        return {
+            "workout:start": self.start,
+            "workout:pause": self.pause,
+            "workout:resume": self.resume,
+            "workout:sync": self.sync,
+            "set:complete": self.complete_set,
+            "set:update": self.update_set,
+            "set:delete": self.delete_set,
+            "rest:start": self.start_rest,
+            "rest:adjust": self.adjust_rest,
+            "rest:skip": self.skip_rest,
+        }
+
+    async def load_baseline(self, user_id: str, exercise_id: str) -> bytes:
+        """The user's standing records for an exercise, from Postgres (once per workout and exercise)."""
+        try:
+            rows = await db_records.for_exercise(self.services.runtime.db, user_id, exercise_id)
+        except (PostgresError, OSError, TimeoutError) as exc:
+            log.warning("could not load records", extra={"error": str(exc)})
+            raise AppError("unavailable", "records are unreachable; retry") from None
+        return baseline_json(rows)
+
+    async def start(self, session: Session, payload: p.WorkoutStart) -> msgspec.Raw:
+        if payload.room_id is not None:
+            raise AppError("not_found", "no such room", {"room_id": str(payload.room_id)})
+        return await self.services.runtime.live.start(session.user_id, payload)
+
+    async def pause(self, session: Session, payload: p.WorkoutRef) -> msgspec.Raw:
+        return await self.services.runtime.live.pause(session.user_id, str(payload.workout_id))
+
+    async def resume(self, session: Session, payload: p.WorkoutRef) -> msgspec.Raw:
+        return await self.services.runtime.live.resume(session.user_id, str(payload.workout_id))
+
+    async def sync(self, session: Session, payload: p.WorkoutSync) -> msgspec.Raw:
+        return await self.services.runtime.live.sync(session.user_id, str(payload.workout_id), payload.since_seq)
+
+    async def complete_set(self, session: Session, payload: p.SetComplete) -> msgspec.Raw:
+        _not_in_future(payload.completed_at)
+        return await self.services.runtime.live.complete_set(session.user_id, payload)
+
+    async def update_set(self, session: Session, payload: p.SetUpdate) -> msgspec.Raw:
+        if isinstance(payload.completed_at, int):
+            _not_in_future(payload.completed_at)
+        return await self.services.runtime.live.update_set(session.user_id, payload)
+
+    async def delete_set(self, session: Session, payload: p.SetDelete) -> msgspec.Raw:
+        return await self.services.runtime.live.delete_set(session.user_id, payload)
+
+    async def start_rest(self, session: Session, payload: p.RestStart) -> msgspec.Raw:
+        return self._timer(session, await self.services.runtime.live.start_rest(session.user_id, payload))
+
+    async def adjust_rest(self, session: Session, payload: p.RestAdjust) -> msgspec.Raw:
+        return self._timer(session, await self.services.runtime.live.adjust_rest(session.user_id, payload))
+
+    async def skip_rest(self, session: Session, payload: p.WorkoutRef) -> msgspec.Raw:
+        return await self.services.runtime.live.skip_rest(session.user_id, str(payload.workout_id))
+
+    def _timer(self, session: Session, ack: msgspec.Raw) -> msgspec.Raw:
+        timer = msgspec.json.decode(ack, type=_EndsAt)
+        if timer.status == "running":
+            self.services.runtime.timers.note(session.user_id, timer.ends_at)
+        return ack
+
+
+def _not_in_future(completed_at: int | None) -> None:
+    if completed_at is not None and completed_at > now_ms() + FUTURE_TOLERANCE_MS:
+        raise AppError("invalid_payload", "completed_at is in the future", {"field": "completed_at"})
