@@ -24,10 +24,11 @@ from .keys import SHARDS, Keys
 
 LUA_DIR = Path(__file__).parent / "lua"
 SCRIPTS = (
-    "workout_start", "workout_pause", "workout_resume", "workout_snapshot", "workout_sync",
+    "workout_start", "workout_pause", "workout_resume", "workout_discard", "workout_snapshot", "workout_sync",
     "set_complete", "set_update", "set_delete", "rest_start", "rest_adjust", "rest_skip", "timers_fire",
 )
 TIMERS_PER_CALL = 500
+ENDED_KEEP_S = 24 * 3600  # an ended workout's keys outlive it a day: retries and late syncs find it
 
 BaselineLoader = Callable[[str, str], Awaitable[bytes]]
 _encode = msgspec.json.encode
@@ -83,6 +84,9 @@ class LiveState:
 
     async def resume(self, user_id: str, workout_id: str) -> msgspec.Raw:
         return await self._change("workout_resume", user_id, workout_id)
+
+    async def discard(self, user_id: str, workout_id: str) -> msgspec.Raw:
+        return await self._change("workout_discard", user_id, workout_id, ENDED_KEEP_S)
 
     async def snapshot(self, user_id: str, workout_id: str) -> msgspec.Raw:
         return _ack(await self._call("workout_snapshot", user_id, workout_id))

@@ -240,6 +240,11 @@ class WorkoutPaused(Struct):
     at: int
 
 
+class WorkoutDiscarded(Struct):
+    workout_id: str
+    seq: int
+
+
 class SetCompleted(Struct):
     """set:completed and set:updated; `records` are the exercise's records in this workout now."""
 
@@ -298,6 +303,7 @@ CLIENT_EVENTS: dict[str, tuple[type[Struct], type[Struct]]] = {
     "workout:start": (WorkoutStart, WorkoutStarted),
     "workout:pause": (WorkoutRef, WorkoutPaused),
     "workout:resume": (WorkoutRef, WorkoutPaused),
+    "workout:discard": (WorkoutRef, WorkoutDiscarded),
     "set:complete": (SetComplete, SetCompleted),
     "set:update": (SetUpdate, SetCompleted),
     "set:delete": (SetDelete, SetDeleted),
@@ -316,6 +322,7 @@ SERVER_EVENTS: dict[str, type[Struct]] = {
     "workout:started": WorkoutStarted,
     "workout:paused": WorkoutPaused,
     "workout:resumed": WorkoutPaused,
+    "workout:discarded": WorkoutDiscarded,
     "set:completed": SetCompleted,
     "set:updated": SetCompleted,
     "set:deleted": SetDeleted,

@@ -41,6 +41,7 @@ class WorkoutHandlers:
             "workout:start": self.start,
             "workout:pause": self.pause,
             "workout:resume": self.resume,
+            "workout:discard": self.discard,
             "workout:sync": self.sync,
             "set:complete": self.complete_set,
             "set:update": self.update_set,
@@ -69,6 +70,9 @@ class WorkoutHandlers:
 
     async def resume(self, session: Session, payload: p.WorkoutRef) -> msgspec.Raw:
         return await self.services.runtime.live.resume(session.user_id, str(payload.workout_id))
+
+    async def discard(self, session: Session, payload: p.WorkoutRef) -> msgspec.Raw:
+        return await self.services.runtime.live.discard(session.user_id, str(payload.workout_id))
 
     async def sync(self, session: Session, payload: p.WorkoutSync) -> msgspec.Raw:
         return await self.services.runtime.live.sync(session.user_id, str(payload.workout_id), payload.since_seq)

@@ -62,6 +62,22 @@ class Device:
             except TimeoutError:
                 pass
 
+    async def wait_seq(self, workout_id: str, seq: int, timeout: float = 5) -> tuple[str, Any]:
+        """The event of this workout with this seq, once it has arrived."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for name, data in self.workout_events(workout_id):
+                if data["seq"] == seq:
+                    return name, data
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"no seq {seq} of {workout_id} within {timeout}s: {self.seqs(workout_id)}")
+            self._arrived.clear()
+            try:
+                await asyncio.wait_for(self._arrived.wait(), remaining)
+            except TimeoutError:
+                pass
+
     def named(self, event: str) -> list[Any]:
         return [data for name, data in self.events if name == event]
 

@@ -233,3 +233,16 @@ local function check_open()
   if not is_open(status) then return {'ended', status} end
   return nil
 end
+
+-- Retire an open workout: it is no longer the user's live one, its timer and its
+-- inactivity entry go, and its keys expire after `keep_s` (retries and sync still
+-- find it until then).
+local function end_workout(status, keep_s)
+  redis.call('HSET', K.state, 'status', status, 'ended_at', NOW)
+  if redis.call('GET', K.live) == WID then redis.call('DEL', K.live) end
+  redis.call('ZREM', K.due, K.state)
+  redis.call('ZREM', K.active, K.state)
+  for _, key in ipairs({K.state, K.sets, K.order, K.log, K.ops, K.base, K.recs}) do
+    redis.call('EXPIRE', key, keep_s)
+  end
+end
