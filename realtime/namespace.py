@@ -33,15 +33,27 @@ _FIELD = re.compile(r" - at `\$\.?([^`]*)`$")
 class Session:
     """One authenticated connection (one device). Slots: there are many of these."""
 
-    __slots__ = ("sid", "user_id", "device_id", "expires_at", "expiry", "joined")
+    __slots__ = ("sid", "user_id", "device_id", "expires_at", "expiry", "joined", "tokens", "refilled")
 
-    def __init__(self, sid: str, user_id: str, device_id: str, expires_at: float) -> None:
+    def __init__(self, sid: str, user_id: str, device_id: str, expires_at: float, burst: float) -> None:
         self.sid = sid
         self.user_id = user_id
         self.device_id = device_id
         self.expires_at = expires_at
         self.expiry: asyncio.TimerHandle | None = None
         self.joined = False  # subscribed to the user's fan-out channel
+        self.tokens = burst  # the rate limit's bucket
+        self.refilled = time.monotonic()
+
+    def take(self, rate: float, burst: float) -> bool:
+        """One event from the token bucket; False when the connection is over its rate."""
+        now = time.monotonic()
+        self.tokens = min(burst, self.tokens + (now - self.refilled) * rate)
+        self.refilled = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
 
 
 Handler = Callable[[Session, Any], Awaitable[Any]]
@@ -103,7 +115,8 @@ class Namespace:
             raise socketio.exceptions.ConnectionRefusedError(
                 "unauthorized", msgspec.to_builtins(p.ConnectRefused(message=message))
             ) from None
-        session = Session(sid, claims.user_id, handshake.device_id, claims.expires_at)
+        session = Session(sid, claims.user_id, handshake.device_id, claims.expires_at,
+                          self.services.settings.rate_burst)
         self.sessions[sid] = session
         self._schedule_expiry(session)
         metrics.connects.labels("accepted").inc()
@@ -172,6 +185,10 @@ class Namespace:
             session = self.sessions.get(sid)
             if session is None:
                 raise AppError("unauthorized", "not connected")
+            settings = self.services.settings
+            if not session.take(settings.rate_per_s, settings.rate_burst):
+                raise AppError("rate_limited", f"more than {settings.rate_per_s:g} events/s; slow down",
+                               {"retry_after_ms": int(1000 / settings.rate_per_s)})
             if route is None:
                 raise AppError("invalid_payload", f"unknown event {event!r}", {"event": event[:64]})
             payload = self._decode(route.payload, args)

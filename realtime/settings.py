@@ -40,6 +40,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_payload_bytes: int = 16 * 1024
     # Events kept per workout for workout:sync; a device further behind gets a snapshot.
     workout_log_cap: int = 1000
+    # Per connection: a token bucket of `rate_burst` events refilled at `rate_per_s`.
+    rate_per_s: float = 20.0
+    rate_burst: int = 60
 
 
 def _required(env: Mapping[str, str], name: str) -> str:
@@ -114,4 +117,6 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         redis_prefix=env.get("REDIS_PREFIX", "ls:"),
         max_payload_bytes=_int(env, "MAX_PAYLOAD_BYTES", 16 * 1024, 256, 1024 * 1024),
         workout_log_cap=_int(env, "WORKOUT_LOG_CAP", 1000, 10, 100_000),
+        rate_per_s=_int(env, "RATE_LIMIT_PER_S", 20, 1, 100_000),
+        rate_burst=_int(env, "RATE_LIMIT_BURST", 60, 1, 1_000_000),
     )

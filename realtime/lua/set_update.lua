@@ -4,12 +4,12 @@
 -- -> {'ok'|'dup', ack} | {'need_base', exercise_id} | {'not_found'} | {'ended', status}
 local set_id, fp = ARGV[6], ARGV[7]
 if not owned() then return {'not_found'} end
+local stored = redis.call('HGET', K.sets, set_id)
+if not stored then return {'not_found', 'no such set'} end
 local seen = recall('u:' .. set_id, fp)
 if seen and seen[1] == 'dup' then return seen end
 local closed = check_open()
 if closed then return closed end
-local stored = redis.call('HGET', K.sets, set_id)
-if not stored then return {'not_found', 'no such set'} end
 if ARGV[9] then redis.call('HSETNX', K.base, ARGV[9], ARGV[10]) end
 
 local old = cjson.decode(stored)
