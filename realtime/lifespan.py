@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 
 from db.pool import create_pool
 
+from . import idle_reaper
 from .fanout import Fanout
 from .keys import Keys
 from .live_state import LiveState
@@ -64,6 +65,10 @@ async def lifespan(
             tasks = [
                 group.create_task(_supervised("fanout", fanout.run), name="fanout"),
                 group.create_task(_supervised("timers", timers.run), name="timers"),
+                group.create_task(
+                    _supervised("idle", lambda: idle_reaper.run(services.runtime, settings.workout_idle_s)),
+                    name="idle",
+                ),
             ]
             log.info("liveset started", extra={"pid": os.getpid()})
             try:

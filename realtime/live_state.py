@@ -25,6 +25,7 @@ from .keys import SHARDS, Keys
 LUA_DIR = Path(__file__).parent / "lua"
 SCRIPTS = (
     "workout_start", "workout_pause", "workout_resume", "workout_discard", "workout_snapshot", "workout_sync",
+    "workout_complete_begin", "workout_complete_finish", "workout_complete_abort",
     "set_complete", "set_update", "set_delete", "rest_start", "rest_adjust", "rest_skip", "timers_fire",
 )
 TIMERS_PER_CALL = 500
@@ -85,8 +86,37 @@ class LiveState:
     async def resume(self, user_id: str, workout_id: str) -> msgspec.Raw:
         return await self._change("workout_resume", user_id, workout_id)
 
-    async def discard(self, user_id: str, workout_id: str) -> msgspec.Raw:
-        return await self._change("workout_discard", user_id, workout_id, ENDED_KEEP_S)
+    async def discard(self, user_id: str, workout_id: str, idle_since: int | None = None) -> msgspec.Raw:
+        guard = () if idle_since is None else (idle_since,)
+        return await self._change("workout_discard", user_id, workout_id, ENDED_KEEP_S, *guard)
+
+    async def idle_workouts(self, shard: int, idle_since: int) -> list[tuple[str, str, int]]:
+        """(user_id, workout_id, set_count) of the shard's open workouts idle since `idle_since`."""
+        try:
+            states = await self.redis.zrangebyscore(self.keys.active(shard), "-inf", idle_since, start=0, num=100)
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for state in states:
+                    pipe.hmget(state, "user_id", "workout_id", "set_count")
+                found = await pipe.execute()
+        except RedisError as exc:
+            raise AppError("unavailable", "live state is unreachable") from exc
+        return [(u.decode(), w.decode(), int(n)) for u, w, n in found if u and w and n is not None]
+
+    async def complete_begin(
+        self, user_id: str, workout_id: str, notes: str | None, idle_since: int | None = None
+    ) -> msgspec.Raw | tuple[bytes, str | None]:
+        """The snapshot and notes to store, or the ack of an earlier completion (Raw)."""
+        guard = () if idle_since is None else (idle_since,)
+        reply = await self._call("workout_complete_begin", user_id, workout_id, _json_or_null(notes), *guard)
+        if reply[0] == b"store":
+            return bytes(reply[1]), msgspec.json.decode(reply[2])
+        return _ack(reply)
+
+    async def complete_finish(self, user_id: str, workout_id: str, exercise_count: int) -> msgspec.Raw:
+        return await self._change("workout_complete_finish", user_id, workout_id, ENDED_KEEP_S, exercise_count)
+
+    async def complete_abort(self, user_id: str, workout_id: str) -> None:
+        await self._call("workout_complete_abort", user_id, workout_id)
 
     async def snapshot(self, user_id: str, workout_id: str) -> msgspec.Raw:
         return _ack(await self._call("workout_snapshot", user_id, workout_id))
@@ -202,6 +232,8 @@ def _ack(reply: list[Any]) -> msgspec.Raw:
         raise AppError("not_found", message or "no such workout")
     if status == b"ended":
         raise AppError("conflict", _ENDED.get(reply[1], "the workout has ended"), {"status": message})
+    if status == b"active":
+        raise AppError("conflict", "the workout is active again")
     if status == b"conflict":
         details = {"workout_id": reply[2].decode()} if len(reply) > 2 else None
         raise AppError("conflict", message or "conflict", details)

@@ -217,6 +217,7 @@ class WorkoutSnapshot(Struct):
     status: Literal["live", "paused", "completing", "completed", "discarded"]
     started_at: int
     paused_at: int | None
+    ended_at: int | None
     room_id: str | None
     plan: list[PlanItem] | None
     seq: int
@@ -238,6 +239,20 @@ class WorkoutPaused(Struct):
     workout_id: str
     seq: int
     at: int
+
+
+class Summary(Struct):
+    duration_s: int
+    total_volume_kg: float
+    set_count: int
+    exercise_count: int
+    prs: list[Record]
+
+
+class WorkoutCompleted(Struct):
+    workout_id: str
+    seq: int
+    summary: Summary
 
 
 class WorkoutDiscarded(Struct):
@@ -303,6 +318,7 @@ CLIENT_EVENTS: dict[str, tuple[type[Struct], type[Struct]]] = {
     "workout:start": (WorkoutStart, WorkoutStarted),
     "workout:pause": (WorkoutRef, WorkoutPaused),
     "workout:resume": (WorkoutRef, WorkoutPaused),
+    "workout:complete": (WorkoutComplete, WorkoutCompleted),
     "workout:discard": (WorkoutRef, WorkoutDiscarded),
     "set:complete": (SetComplete, SetCompleted),
     "set:update": (SetUpdate, SetCompleted),
@@ -322,6 +338,7 @@ SERVER_EVENTS: dict[str, type[Struct]] = {
     "workout:started": WorkoutStarted,
     "workout:paused": WorkoutPaused,
     "workout:resumed": WorkoutPaused,
+    "workout:completed": WorkoutCompleted,
     "workout:discarded": WorkoutDiscarded,
     "set:completed": SetCompleted,
     "set:updated": SetCompleted,

@@ -40,6 +40,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_payload_bytes: int = 16 * 1024
     # Events kept per workout for workout:sync; a device further behind gets a snapshot.
     workout_log_cap: int = 1000
+    # A live workout with no activity for this long is ended: completed when it has
+    # sets, discarded when it has none.
+    workout_idle_s: int = 12 * 3600
     # Per connection: a token bucket of `rate_burst` events refilled at `rate_per_s`.
     rate_per_s: float = 20.0
     rate_burst: int = 60
@@ -117,6 +120,7 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         redis_prefix=env.get("REDIS_PREFIX", "ls:"),
         max_payload_bytes=_int(env, "MAX_PAYLOAD_BYTES", 16 * 1024, 256, 1024 * 1024),
         workout_log_cap=_int(env, "WORKOUT_LOG_CAP", 1000, 10, 100_000),
+        workout_idle_s=_int(env, "WORKOUT_IDLE_TIMEOUT_S", 12 * 3600, 60, 30 * 86400),
         rate_per_s=_int(env, "RATE_LIMIT_PER_S", 20, 1, 100_000),
         rate_burst=_int(env, "RATE_LIMIT_BURST", 60, 1, 1_000_000),
     )

@@ -14,6 +14,7 @@ from asyncpg import PostgresError
 
 from db import records as db_records
 
+from . import persist
 from . import protocol as p
 from .errors import AppError
 from .live_state import now_ms
@@ -42,6 +43,7 @@ class WorkoutHandlers:
             "workout:pause": self.pause,
             "workout:resume": self.resume,
             "workout:discard": self.discard,
+            "workout:complete": self.complete,
             "workout:sync": self.sync,
             "set:complete": self.complete_set,
             "set:update": self.update_set,
@@ -70,6 +72,10 @@ class WorkoutHandlers:
 
     async def resume(self, session: Session, payload: p.WorkoutRef) -> msgspec.Raw:
         return await self.services.runtime.live.resume(session.user_id, str(payload.workout_id))
+
+    async def complete(self, session: Session, payload: p.WorkoutComplete) -> msgspec.Raw:
+        runtime = self.services.runtime
+        return await persist.complete(runtime.live, runtime.db, session.user_id, payload)
 
     async def discard(self, session: Session, payload: p.WorkoutRef) -> msgspec.Raw:
         return await self.services.runtime.live.discard(session.user_id, str(payload.workout_id))

@@ -212,7 +212,7 @@ end
 
 local function snapshot_json()
   local s = redis.call('HMGET', K.state, 'name', 'status', 'started_at', 'paused_at', 'room', 'plan', 'seq',
-    'rest_status')
+    'rest_status', 'ended_at')
   local ids = redis.call('ZRANGE', K.order, 0, -1)
   local sets = ''
   if #ids > 0 then sets = table.concat(redis.call('HMGET', K.sets, unpack(ids)), ',') end
@@ -220,8 +220,9 @@ local function snapshot_json()
   if s[8] ~= '' then rest = '{' .. rest_json() .. '}' end
   local paused_at = s[4]
   if paused_at == '' then paused_at = 'null' end
+  local ended_at = s[9] or 'null'
   return '{"workout_id":"' .. WID .. '","name":' .. s[1] .. ',"status":"' .. s[2] .. '","started_at":' .. s[3] ..
-    ',"paused_at":' .. paused_at .. ',"room_id":' .. s[5] .. ',"plan":' .. s[6] .. ',"seq":' .. s[7] ..
+    ',"paused_at":' .. paused_at .. ',"ended_at":' .. ended_at .. ',"room_id":' .. s[5] .. ',"plan":' .. s[6] .. ',"seq":' .. s[7] ..
     ',"sets":[' .. sets .. '],"stats":' .. stats_json() .. ',"rest":' .. rest ..
     ',"records":' .. all_records_json() .. '}'
 end

@@ -1,12 +1,14 @@
 -- workout:discard — drop the workout without storing it; repeating it repeats the ack.
 -- ARGV 6 seconds to keep the ended workout's keys (for retries and workout:sync)
--- -> {'ok'|'dup', ack} | {'not_found'} | {'ended', status}
+--      [7 only if idle since: ms; the idle reaper's guard against a user who just came back]
+-- -> {'ok'|'dup', ack} | {'not_found'} | {'ended', status} | {'active'}
 if not owned() then return {'not_found'} end
 if field('status') == 'discarded' then
   return recall('discard', '') or {'ended', 'discarded'}
 end
 local closed = check_open()
 if closed then return closed end
+if ARGV[7] and tonumber(field('last_at')) > tonumber(ARGV[7]) then return {'active'} end
 local _, ack = emit('workout:discarded', function() return '' end)
 end_workout('discarded', tonumber(ARGV[6]))
 memo('discard', '', ack)

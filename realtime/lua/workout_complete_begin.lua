@@ -1,0 +1,16 @@
+-- workout:complete, step 1 of 2 — freeze the workout as `completing` and hand back the
+-- snapshot to store. Nothing is emitted: the event comes with step 2, once Postgres
+-- has the workout. A workout left `completing` (a process died, or Postgres was
+-- away) is handed out again, and storing it twice is harmless (ON CONFLICT DO NOTHING).
+-- ARGV 6 notes (JSON or null)  [7 only if idle since: ms, for the idle reaper]
+-- -> {'store', snapshot JSON, notes JSON} | {'dup', ack} | {'not_found'} | {'ended', status} | {'active'}
+if not owned() then return {'not_found'} end
+local status = field('status')
+if status == 'completed' then return recall('complete', '') or {'ended', status} end
+if status == 'completing' then return {'store', snapshot_json(), field('notes')} end
+local closed = check_open()
+if closed then return closed end
+if ARGV[7] and tonumber(field('last_at')) > tonumber(ARGV[7]) then return {'active'} end
+redis.call('HSET', K.state, 'status', 'completing', 'before_completing', status, 'ended_at', NOW, 'notes', ARGV[6])
+redis.call('ZREM', K.due, K.state)
+return {'store', snapshot_json(), ARGV[6]}

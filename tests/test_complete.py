@@ -1,0 +1,208 @@
+"""workout:complete stores the workout in Postgres exactly once, then retires it."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+
+import asyncpg
+import msgspec
+
+from realtime import persist
+from realtime import protocol as p
+from realtime.embedded import EmbeddedPostgres
+from realtime.keys import Keys
+from realtime.lifespan import redis_client
+from realtime.live_state import LiveState
+
+from .clients import Device, check, error, ok, token
+from .conftest import make_settings
+from .servers import in_process
+from .test_live_workout import new_id, user  # noqa: F401  (fixture)
+
+
+async def rows(database_url: str, sql: str, *args) -> list:
+    conn = await asyncpg.connect(database_url)
+    try:
+        return await conn.fetch(sql, *args)
+    finally:
+        await conn.close()
+
+
+async def log_sets(device, wid: str, sets: list[tuple[str, float, int]]) -> list[str]:
+    ids = []
+    for exercise, weight, reps in sets:
+        sid = new_id()
+        await ok(device, "set:complete", {"workout_id": wid, "set_id": sid, "exercise_id": exercise,
+                                          "weight_kg": weight, "reps": reps, "rpe": 8})
+        ids.append(sid)
+    return ids
+
+
+async def test_complete_stores_once_and_retires(user, database_url: str) -> None:
+    uid, phone, watch = user
+    wid = new_id()
+    await ok(phone, "workout:start", {"workout_id": wid, "name": "Upper"})
+    ids = await log_sets(phone, wid, [("bench", 80, 5), ("bench", 85, 3), ("row", 60, 10)])
+    ack = await ok(watch, "workout:complete", {"workout_id": wid, "notes": "felt strong"})
+    done = check("workout:completed", ack)
+    assert done.summary.set_count == 3 and done.summary.exercise_count == 2
+    assert done.summary.total_volume_kg == 80 * 5 + 85 * 3 + 60 * 10
+    assert {(r.type, r.set_id) for r in done.summary.prs if r.type == "max_weight"} == {
+        ("max_weight", ids[1]), ("max_weight", ids[2])}
+    assert await ok(phone, "workout:complete", {"workout_id": wid}) == ack  # a retry: the same ack
+    name, event = await phone.wait_seq(wid, done.seq)
+    assert name == "workout:completed" and event == ack
+
+    (workout,) = await rows(database_url, "SELECT * FROM workouts WHERE user_id = $1", uid)
+    assert str(workout["id"]) == wid and workout["name"] == "Upper" and workout["notes"] == "felt strong"
+    assert workout["set_count"] == 3 and workout["exercise_count"] == 2
+    stored = await rows(database_url, "SELECT id, position, rpe FROM workout_sets WHERE user_id = $1"
+                        " ORDER BY position", uid)
+    assert [str(r["id"]) for r in stored] == ids and all(float(r["rpe"]) == 8 for r in stored)
+    records = await rows(database_url, "SELECT exercise_id, type, value FROM personal_records"
+                         " WHERE user_id = $1 AND type = 'max_weight'", uid)
+    assert {(r["exercise_id"], r["value"]) for r in records} == {("bench", 85), ("row", 60)}
+
+    # The workout is over: no more changes, no live workout, and a new one may start.
+    assert (await error(phone, "set:complete", {"workout_id": wid, "set_id": new_id(), "exercise_id": "bench",
+                                                "reps": 1}))["code"] == "conflict"
+    assert (await ok(phone, "workout:sync", {"workout_id": wid, "since_seq": done.seq - 1}))["events"][0][
+        "event"] == "workout:completed"
+    await ok(phone, "workout:start", {"workout_id": new_id()})
+
+
+async def test_a_heavier_set_in_a_later_workout_beats_the_stored_record(user) -> None:
+    _, phone, watch = user
+    first = new_id()
+    await ok(phone, "workout:start", {"workout_id": first})
+    await log_sets(phone, first, [("deadlift", 140, 5)])
+    await ok(phone, "workout:complete", {"workout_id": first})
+    second = new_id()
+    await ok(phone, "workout:start", {"workout_id": second})
+    (same,) = await log_sets(phone, second, [("deadlift", 140, 5)])
+    (heavier,) = await log_sets(phone, second, [("deadlift", 150, 2)])
+    await asyncio.sleep(0.3)
+    prs = [check("pr:achieved", e) for e in watch.named("pr:achieved") if e["workout_id"] == second]
+    assert [pr.set_id for pr in prs] == [heavier]
+    assert {(r.type, r.value, r.previous) for r in prs[0].records} >= {("max_weight", 150, 140)}
+
+
+async def test_two_processes_completing_at_once_store_one_row(spawn, database_url: str) -> None:
+    web_a, web_b = await asyncio.gather(spawn(), spawn())
+    uid = f"user-{uuid.uuid4().hex[:8]}"
+    a = await Device().connect(web_a.url, {"token": token(uid), "device_id": "a"})
+    b = await Device().connect(web_b.url, {"token": token(uid), "device_id": "b"})
+    try:
+        wid = new_id()
+        await ok(a, "workout:start", {"workout_id": wid})
+        await log_sets(a, wid, [("squat", 100, 5)] * 20)
+        acks = await asyncio.gather(a.emit("workout:complete", {"workout_id": wid}),
+                                    b.emit("workout:complete", {"workout_id": wid}))
+        # Both agree, or the loser of the race is told to retry and then agrees.
+        final = [ack["data"] if ack["ok"] else await ok(dev, "workout:complete", {"workout_id": wid})
+                 for ack, dev in zip(acks, (a, b), strict=True)]
+        assert final[0] == final[1]
+        assert check("workout:completed", final[0]).summary.set_count == 20
+        assert len(await rows(database_url, "SELECT 1 FROM workouts WHERE user_id = $1", uid)) == 1
+        assert len(await rows(database_url, "SELECT 1 FROM workout_sets WHERE user_id = $1", uid)) == 20
+    finally:
+        await asyncio.gather(a.close(), b.close())
+
+
+async def test_killed_between_commit_and_retirement_a_retry_acks_without_duplicates(
+    user, settings, redis_url: str, database_url: str
+) -> None:
+    uid, phone, _ = user
+    wid = new_id()
+    await ok(phone, "workout:start", {"workout_id": wid})
+    await log_sets(phone, wid, [("press", 50, 5), ("press", 52.5, 5)])
+    # What a process does up to the commit, then "dies" before retiring the live state.
+    prefix = settings.redis_prefix  # the same settings the user's server runs with
+    redis = redis_client(redis_url)
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    try:
+        live = LiveState(redis, Keys(prefix), lambda u, e: asyncio.sleep(0, b"{}"), log_cap=1000)
+        snapshot, notes = await live.complete_begin(uid, wid, None)
+        await persist._store(pool, uid, msgspec.json.decode(snapshot, type=p.WorkoutSnapshot), notes)
+    finally:
+        await pool.close()
+        await redis.aclose()
+    assert (await error(phone, "set:complete", {"workout_id": wid, "set_id": new_id(), "exercise_id": "press",
+                                                "reps": 1}))["code"] == "conflict"  # frozen while completing
+    ack = check("workout:completed", await ok(phone, "workout:complete", {"workout_id": wid}))
+    assert ack.summary.set_count == 2
+    assert len(await rows(database_url, "SELECT 1 FROM workouts WHERE user_id = $1", uid)) == 1
+    assert len(await rows(database_url, "SELECT 1 FROM workout_sets WHERE user_id = $1", uid)) == 2
+
+
+async def test_postgres_down_leaves_the_workout_live_and_a_retry_stores_it(
+    redis_url: str, template_database: str, workdir: Path
+) -> None:
+    postgres = EmbeddedPostgres(workdir / "complete-postgres", durable=False).start()
+    try:
+        from db.migrate import migrate_url
+
+        url = postgres.create_database("complete")
+        await migrate_url(url)
+        async with in_process(make_settings(redis_url, url)) as server:
+            phone = await Device().connect(server, {"token": token("pg-down"), "device_id": "phone"})
+            try:
+                await phone.wait_for("session:ready")
+                wid = new_id()
+                await ok(phone, "workout:start", {"workout_id": wid})
+                ids = await log_sets(phone, wid, [("lunge", 30, 10), ("lunge", 32.5, 8)])
+                postgres.stop()
+                err = await error(phone, "workout:complete", {"workout_id": wid})
+                assert err["code"] == "unavailable"
+                # Still live, nothing lost: the user trains on.
+                more = await log_sets(phone, wid, [("lunge", 35, 6)])
+                postgres.start()
+                for _ in range(50):
+                    ack = await phone.emit("workout:complete", {"workout_id": wid})
+                    if ack["ok"]:
+                        break
+                    await asyncio.sleep(0.2)
+                assert check("workout:completed", ack["data"]).summary.set_count == 3
+                stored = await rows(url, "SELECT id FROM workout_sets ORDER BY position")
+                assert [str(r["id"]) for r in stored] == ids + more
+            finally:
+                await phone.close()
+    finally:
+        postgres.stop()
+
+
+async def test_idle_workouts_are_completed_or_discarded(settings, server: str, database_url: str) -> None:
+    from realtime import idle_reaper
+
+    devices = {}
+    wids = {}
+    for name in ("with-sets", "empty", "fresh"):
+        uid = f"idle-{name}-{uuid.uuid4().hex[:6]}"
+        devices[name] = await Device().connect(server, {"token": token(uid), "device_id": "phone"})
+        await devices[name].wait_for("session:ready")
+        wids[name] = new_id()
+        await ok(devices[name], "workout:start", {"workout_id": wids[name]})
+    try:
+        await log_sets(devices["with-sets"], wids["with-sets"], [("bike", 0, 1)])
+        await asyncio.sleep(1.2)
+        await ok(devices["fresh"], "workout:pause", {"workout_id": wids["fresh"]})  # active just now
+        redis = redis_client(settings.redis_url)
+        pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+        try:
+            live = LiveState(redis, Keys(settings.redis_prefix), lambda u, e: asyncio.sleep(0, b"{}"), log_cap=1000)
+            runtime = type("R", (), {"live": live, "db": pool})()
+            assert await idle_reaper.reap_once(runtime, idle_s=1) == 2  # type: ignore[arg-type]
+            assert await idle_reaper.reap_once(runtime, idle_s=1) == 0
+        finally:
+            await pool.close()
+            await redis.aclose()
+        (completed,) = await devices["with-sets"].wait_for("workout:completed")
+        assert completed["summary"]["set_count"] == 1
+        await devices["empty"].wait_for("workout:discarded")
+        assert not devices["fresh"].named("workout:completed") and not devices["fresh"].named("workout:discarded")
+        (stored,) = await rows(database_url, "SELECT notes FROM workouts WHERE id = $1", uuid.UUID(wids["with-sets"]))
+        assert stored["notes"] == idle_reaper.AUTO_NOTE
+    finally:
+        await asyncio.gather(*(d.close() for d in devices.values()))
