@@ -10,11 +10,11 @@ import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import socketio
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from db.pool import create_pool
 
-from . import idle_reaper
+from . import gc_tuning, idle_reaper
 from .fanout import Fanout
 from .keys import Keys
 from .live_state import LiveState
@@ -24,9 +24,18 @@ from .services import Runtime, Services
 log = logging.getLogger("liveset")
 
 
+REDIS_CONNECTIONS = 32
+
+
 def redis_client(url: str) -> Redis:
-    # Timeouts keep a Redis outage from hanging acks; the pool reconnects by itself.
-    return Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5, health_check_interval=30)
+    """A bounded pool: a burst of events waits for one of 32 connections instead of
+    opening hundreds at once. Timeouts keep an outage from hanging acks; the pool
+    reconnects by itself."""
+    pool = BlockingConnectionPool.from_url(
+        url, max_connections=REDIS_CONNECTIONS, timeout=5, socket_connect_timeout=2, socket_timeout=5,
+        health_check_interval=30,
+    )
+    return Redis.from_pool(pool)  # the client owns the pool: aclose() closes its connections
 
 
 async def _supervised(name: str, loop: Callable[[], Awaitable[None]]) -> None:
@@ -69,7 +78,9 @@ async def lifespan(
                     _supervised("idle", lambda: idle_reaper.run(services.runtime, settings.workout_idle_s)),
                     name="idle",
                 ),
+                group.create_task(_supervised("gc", gc_tuning.run_full_collections), name="gc"),
             ]
+            gc_tuning.tune(services.metrics)
             log.info("liveset started", extra={"pid": os.getpid()})
             try:
                 yield

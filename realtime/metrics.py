@@ -44,5 +44,10 @@ class Metrics:
             "liveset_timers_fired", "Rest timers this process fired (finished events)", registry=self.registry
         )
 
+        self.gc_pause = Histogram(
+            "liveset_gc_pause_seconds", "Garbage collection pauses by generation", ["generation"],
+            buckets=_LATENCY_BUCKETS, registry=self.registry,
+        )
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -1,0 +1,279 @@
+"""Drive a server with real Socket.IO clients the way the apps do, and report what users feel.
+
+    python -m loadtest --users 1000 --rate 300 --rest 2 --duration 60            # liveset, 1 process
+    python -m loadtest --users 1000 --rate 300 --compare node                    # + the Node peer, same run
+    python -m loadtest --users 1000 --timers-only --duration 30                  # rest-timer lateness
+    python -m loadtest --target http://127.0.0.1:8000 --secret ... --users 100   # a running server
+
+Servers it starts are pinned to --server-cpus, Valkey and Postgres to
+--backend-cpus, and the load generator's processes to --client-cpus. Results go
+to loadtest/results/<label>-<time>.json and a table on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import queue
+import sys
+import threading
+import time
+import uuid
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from .stack import SECRET, Stack
+from .worker import Config, Samples
+from .worker import main as worker_main
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _cpus(text: str | None) -> list[int] | None:
+    return [int(c) for c in text.split(",")] if text else None
+
+
+def percentiles(values: list[float]) -> dict[str, float | None]:
+    if not values:
+        return {"n": 0, "p50": None, "p90": None, "p99": None, "max": None}
+    ordered = sorted(values)
+
+    def at(q: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)
+
+    return {"n": len(ordered), "p50": at(0.5), "p90": at(0.9), "p99": at(0.99), "max": round(ordered[-1], 2)}
+
+
+class ServerWatch:
+    """CPU and RSS of the server processes (and their children), sampled every second."""
+
+    def __init__(self, pids: list[int]) -> None:
+        self.procs = [psutil.Process(pid) for pid in pids]
+        self.samples: list[tuple[float, float, float]] = []  # (t, cpu %, rss MB)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self.start = time.monotonic()
+
+    def rss_mb(self) -> float:
+        total = 0
+        for proc in self.procs:
+            with_children = [proc, *proc.children(recursive=True)]
+            total += sum(p.memory_info().rss for p in with_children if p.is_running())
+        return total / 2**20
+
+    def _run(self) -> None:
+        for proc in self.procs:
+            proc.cpu_percent(None)
+        while not self._stop.wait(1.0):
+            try:
+                cpu = sum(p.cpu_percent(None) for p in self.procs)
+                self.samples.append((time.monotonic() - self.start, cpu, self.rss_mb()))
+            except psutil.Error:
+                break
+
+    def __enter__(self) -> ServerWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def merge(parts: list[Samples]) -> Samples:
+    total = Samples()
+    for part in parts:
+        total.sync_ms += part.sync_ms
+        total.ack_ms += part.ack_ms
+        total.timer_late_ms += part.timer_late_ms
+        total.timer_fire_late_ms += part.timer_fire_late_ms
+        total.connect_ms += part.connect_ms
+        total.sets_sent += part.sets_sent
+        total.timers_fired += part.timers_fired
+        total.gaps += part.gaps
+        total.duplicates += part.duplicates
+        total.connected += part.connected
+        for kind, n in part.errors.items():
+            total.errors[kind] = total.errors.get(kind, 0) + n
+    return total
+
+
+def run_load(cfg: Config, workers: int, client_cpus: list[int] | None, server_pids: list[int]) -> dict[str, Any]:
+    ctx = multiprocessing.get_context("spawn")
+    results: Any = ctx.Queue()
+    progress: Any = ctx.Queue()
+    go = ctx.Event()
+    share = [cfg.users // workers + (1 if i < cfg.users % workers else 0) for i in range(workers)]
+    firsts = [sum(share[:i]) for i in range(workers)]
+    with ServerWatch(server_pids) as watch:
+        rss_before = watch.rss_mb()
+        procs = [ctx.Process(target=worker_main, args=(cfg, firsts[i], share[i], workers, client_cpus, results,
+                                                       progress, go)) for i in range(workers)]
+        started = time.monotonic()
+        for proc in procs:
+            proc.start()
+        parts: list[Samples] = []
+        connected, reported, rss_connected, last_print = 0, 0, None, 0.0
+        while len(parts) < workers:
+            try:
+                parts.append(results.get(timeout=0.5))
+                continue
+            except queue.Empty:
+                pass
+            while True:
+                try:
+                    message = progress.get_nowait()
+                except queue.Empty:
+                    break
+                if message[0] == "connected":
+                    connected += message[1]
+                    reported += 1
+                    if reported == workers:
+                        time.sleep(2)  # let the server settle after the connect storm
+                        rss_connected = watch.rss_mb()
+                        go.set()
+            if time.monotonic() - last_print > 5:
+                last_print = time.monotonic()
+                cpu = watch.samples[-1][1] if watch.samples else 0
+                print(f"  [{cfg.label}] {time.monotonic() - started:5.0f}s  connected {connected}  "
+                      f"server cpu {cpu:.0f}%  rss {watch.rss_mb():.0f} MB", flush=True)
+            if any(not p.is_alive() and p.exitcode not in (0, None) for p in procs):
+                raise RuntimeError("a load worker died")
+        for proc in procs:
+            proc.join()
+    total = merge(parts)
+    cpu = [c for _, c, _ in watch.samples]
+    connections = cfg.users * cfg.devices
+    rss_per_conn = ((rss_connected - rss_before) * 1024 / connections) if rss_connected and connections else None
+    return {
+        "label": cfg.label,
+        "config": {k: v for k, v in asdict(cfg).items() if k not in ("secret",)},
+        "sync_latency_ms": percentiles([x for _, x in total.sync_ms]),
+        "ack_latency_ms": percentiles(total.ack_ms),
+        "timer_lateness_ms": percentiles([x for _, x in total.timer_late_ms]),
+        "timer_fired_late_ms": percentiles(total.timer_fire_late_ms),
+        "connect_ms": percentiles(total.connect_ms),
+        "sets_sent": total.sets_sent,
+        "sets_per_s": round(total.sets_sent / cfg.duration_s, 1),
+        "timers_fired": total.timers_fired,
+        "connected": total.connected,
+        "gaps": total.gaps,
+        "duplicates": total.duplicates,
+        "errors": total.errors,
+        "server_cpu_percent": {"mean": round(sum(cpu) / len(cpu), 1) if cpu else None, "max": max(cpu, default=None)},
+        "server_rss_mb": {"before": round(rss_before, 1), "max": round(max((r for *_, r in watch.samples),
+                                                                             default=rss_before), 1)},
+        "rss_kb_per_connection": round(rss_per_conn, 1) if rss_per_conn else None,
+        "timeline": {"sync_ms": total.sync_ms[:: max(1, len(total.sync_ms) // 5000)],
+                     "timer_late_ms": total.timer_late_ms[:: max(1, len(total.timer_late_ms) // 5000)],
+                     "server": watch.samples},
+    }
+
+
+def scrape_gc(urls: list[str]) -> dict[str, float]:
+    """Each liveset server's GC pauses from /metrics: count and total seconds by generation."""
+    import httpx
+
+    out: dict[str, float] = {}
+    for url in urls:
+        try:
+            text = httpx.get(f"{url}/metrics", timeout=5).text
+        except httpx.HTTPError:
+            continue
+        for line in text.splitlines():
+            if line.startswith(("liveset_gc_pause_seconds_count", "liveset_gc_pause_seconds_sum")):
+                name, value = line.rsplit(" ", 1)
+                out[name] = out.get(name, 0.0) + float(value)
+    return out
+
+
+def table(results: list[dict[str, Any]]) -> str:
+    rows = [
+        ("connections", lambda r: r["connected"]),
+        ("sets/s sent", lambda r: r["sets_per_s"]),
+        ("sync p50 / p99 ms", lambda r: f"{r['sync_latency_ms']['p50']} / {r['sync_latency_ms']['p99']}"),
+        ("ack p50 / p99 ms", lambda r: f"{r['ack_latency_ms']['p50']} / {r['ack_latency_ms']['p99']}"),
+        ("timer late p50 / p99 ms", lambda r: f"{r['timer_lateness_ms']['p50']} / {r['timer_lateness_ms']['p99']}"),
+        ("  of which firing p50 / p99", lambda r: f"{r['timer_fired_late_ms']['p50']} / "
+                                                 f"{r['timer_fired_late_ms']['p99']}"),
+        ("timers fired", lambda r: r["timers_fired"]),
+        ("connect p99 ms", lambda r: r["connect_ms"]["p99"]),
+        ("gaps / duplicates", lambda r: f"{r['gaps']} / {r['duplicates']}"),
+        ("errors", lambda r: sum(r["errors"].values())),
+        ("server cpu mean / max %", lambda r: f"{r['server_cpu_percent']['mean']} / {r['server_cpu_percent']['max']}"),
+        ("server rss max MB", lambda r: r["server_rss_mb"]["max"]),
+        ("rss KB / connection", lambda r: r["rss_kb_per_connection"]),
+    ]
+    width = max(len(name) for name, _ in rows) + 2
+    cols = [r["label"] for r in results]
+    lines = ["".ljust(width) + "".join(c.rjust(22) for c in cols)]
+    for name, get in rows:
+        lines.append(name.ljust(width) + "".join(str(get(r)).rjust(22) for r in results))
+    for r in results:
+        if r["errors"]:
+            lines.append(f"{r['label']} errors: {r['errors']}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m loadtest", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--users", type=int, default=500)
+    parser.add_argument("--devices", type=int, default=2)
+    parser.add_argument("--rate", type=float, default=100, help="sets per second, all users together")
+    parser.add_argument("--rest", type=float, default=2.0, help="rest timer after each set, seconds (0: none)")
+    parser.add_argument("--duration", type=float, default=30.0, help="seconds of load after everyone connected")
+    parser.add_argument("--connect-rate", type=float, default=500, help="new connections per second")
+    parser.add_argument("--timers-only", action="store_true", help="no sets: each user chains 2-5 s rest timers")
+    parser.add_argument("--processes", type=int, default=1, help="liveset web processes to start")
+    parser.add_argument("--compare", choices=["node"], help="run the same load against the Node peer too")
+    parser.add_argument("--target", help="a running server's URL instead of starting one")
+    parser.add_argument("--target-pid", type=int, action="append", default=[], help="its pids, for CPU/RSS")
+    parser.add_argument("--secret", default=os.environ.get("JWT_SECRET", SECRET), help="with --target: its JWT_SECRET")
+    parser.add_argument("--workers", type=int, default=2, help="load-generating processes")
+    parser.add_argument("--server-cpus", default="0")
+    parser.add_argument("--backend-cpus", default="1")
+    parser.add_argument("--client-cpus", default="1")
+    parser.add_argument("--label", default="")
+    args = parser.parse_args()
+
+    def config(label: str, url: str) -> Config:
+        return Config(url=url, secret=args.secret, users=args.users, devices=args.devices, rate=args.rate,
+                      rest_s=args.rest, duration_s=args.duration, connect_rate=args.connect_rate,
+                      timers_only=args.timers_only, label=label, run_id=uuid.uuid4().hex[:8])
+
+    client_cpus = _cpus(args.client_cpus)
+    results = []
+    if args.target:
+        results.append(run_load(config(args.label or "target", args.target), args.workers, client_cpus,
+                                args.target_pid))
+    else:
+        with Stack(_cpus(args.server_cpus), _cpus(args.backend_cpus)) as stack:
+            servers = stack.liveset(args.processes)
+            label = f"liveset x{args.processes}"
+            # Devices of one user on different processes when there are several.
+            url = servers[0][0] if len(servers) == 1 else ",".join(u for u, _ in servers)
+            results.append(run_load(config(label, url), args.workers, client_cpus, [pid for _, pid in servers]))
+            results[-1]["server_gc"] = scrape_gc([u for u, _ in servers])
+            if args.compare == "node":
+                stack.stop_servers()
+                peer_url, peer_pid = stack.node_peer()
+                results.append(run_load(config("node peer", peer_url), args.workers, client_cpus, [peer_pid]))
+    RESULTS.mkdir(exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    name = (args.label or results[0]["label"]).replace(" ", "_")
+    out = RESULTS / f"{name}-{stamp}.json"
+    out.write_text(json.dumps({"command": " ".join(["python -m loadtest", *sys.argv[1:]]), "results": results},
+                              indent=1))
+    print()
+    print(table(results))
+    print(f"\nresults: {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,130 @@
+"""The servers under test, started the way `liveset dev` starts them, pinned to given cores.
+
+liveset: N processes from the Procfile's `web:` line, sharing one embedded Valkey
+and PostgreSQL. The Node reference peer (../shared/peers/node): copied to a
+temporary folder (shared/ is read-only), `npm install`ed there, run with the
+same Redis and JWT secret.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+
+from realtime.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+NODE_PEER = ROOT.parent / "shared" / "peers" / "node"
+SECRET = "loadtest-secret-" + "z" * 48
+
+
+def _procfile_web() -> str:
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        if line.startswith("web:"):
+            return line.split(":", 1)[1].strip()
+    raise LookupError("Procfile has no web: line")
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}; see {log}")
+        with contextlib.suppress(httpx.TransportError):
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return
+        time.sleep(0.1)
+    raise TimeoutError(f"{url} not healthy within {timeout}s; see {log}")
+
+
+def _pinned(cmd: list[str], cpus: list[int] | None) -> list[str]:
+    return ["taskset", "-c", ",".join(map(str, cpus)), *cmd] if cpus else cmd
+
+
+class Stack:
+    """Valkey + Postgres (+ the servers started on them); everything stops on exit."""
+
+    def __init__(self, cpus: list[int] | None, backend_cpus: list[int] | None) -> None:
+        self.cpus = cpus
+        self.backend_cpus = backend_cpus
+        self.dir = Path(tempfile.mkdtemp(prefix="liveset-load-"))
+        self.dir.chmod(0o755)
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self._exit = contextlib.ExitStack()
+
+    def __enter__(self) -> Stack:
+        self.redis = self._exit.enter_context(EmbeddedRedis(self.dir / "valkey", persist=False).start())
+        self.postgres = self._exit.enter_context(EmbeddedPostgres(self.dir / "postgres", durable=False).start())
+        self.database_url = self.postgres.create_database("liveset")
+        if self.backend_cpus:
+            for server in (self.redis, self.postgres):
+                assert server.proc is not None
+                os.sched_setaffinity(server.proc.pid, self.backend_cpus)
+        subprocess.run([sys.executable, "-m", "realtime", "migrate"], check=True, cwd=ROOT,
+                       env={**os.environ, "DATABASE_URL": self.database_url}, capture_output=True)
+        return self
+
+    def liveset(self, processes: int) -> list[tuple[str, int]]:
+        """Start liveset web processes; returns (url, pid) of each."""
+        started = []
+        for _ in range(processes):
+            port = free_port()
+            env = {**os.environ, "PORT": str(port), "REDIS_URL": self.redis.url, "DATABASE_URL": self.database_url,
+                   "JWT_SECRET": SECRET, "LOG_LEVEL": "WARNING", "RATE_LIMIT_PER_S": "1000",
+                   "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+            log = self.dir / f"liveset-{port}.log"
+            with open(log, "ab") as out:
+                proc = subprocess.Popen(_pinned(["bash", "-c", "exec " + _procfile_web()], self.cpus), cwd=ROOT,
+                                        env=env, stdout=out, stderr=subprocess.STDOUT)
+            self.procs.append(proc)
+            url = f"http://127.0.0.1:{port}"
+            _wait_healthy(url, proc, log)
+            started.append((url, proc.pid))
+        return started
+
+    def node_peer(self) -> tuple[str, int]:
+        peer = self.dir / "node-peer"
+        shutil.copytree(NODE_PEER, peer)
+        subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--silent"], cwd=peer, check=True)
+        port = free_port()
+        log = self.dir / "node-peer.log"
+        env = {**os.environ, "PORT": str(port), "REDIS_URL": self.redis.url, "JWT_SECRET": SECRET}
+        with open(log, "ab") as out:
+            proc = subprocess.Popen(_pinned(["node", "server.js"], self.cpus), cwd=peer, env=env, stdout=out,
+                                    stderr=subprocess.STDOUT)
+        self.procs.append(proc)
+        url = f"http://127.0.0.1:{port}"
+        _wait_healthy(url, proc, log)
+        return url, proc.pid
+
+    def stop_servers(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        self.procs.clear()
+        self.redis_flush()
+
+    def redis_flush(self) -> None:
+        import redis
+
+        redis.Redis.from_url(self.redis.url).flushall()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop_servers()
+        self._exit.close()
+        if not os.environ.get("LOADTEST_KEEP"):
+            shutil.rmtree(self.dir, ignore_errors=True)

@@ -1,0 +1,250 @@
+"""One load-generating process: a slice of the users, each with D devices, as the apps behave.
+
+Every user starts a workout; then every `period` seconds one of their devices
+logs a set and starts a rest timer. All devices of a user live in this process,
+so one clock times device A's emit against device B's receipt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import time
+import uuid
+from dataclasses import dataclass, field
+from multiprocessing.queues import Queue
+from typing import Any
+
+from .wsclient import SocketIOClient
+
+
+@dataclass
+class Config:
+    url: str
+    secret: str
+    users: int
+    devices: int
+    rate: float  # sets per second, all users together
+    rest_s: float
+    duration_s: float
+    connect_rate: float  # connections per second, all workers together
+    timers_only: bool
+    label: str
+    run_id: str
+
+
+@dataclass
+class Samples:
+    """What one worker measured; merged by the runner."""
+
+    sync_ms: list[tuple[float, float]] = field(default_factory=list)  # (seconds into the run, latency)
+    ack_ms: list[float] = field(default_factory=list)
+    timer_late_ms: list[tuple[float, float]] = field(default_factory=list)
+    timer_fire_late_ms: list[float] = field(default_factory=list)  # server_time - ends_at: the firing alone
+    connect_ms: list[float] = field(default_factory=list)
+    sets_sent: int = 0
+    timers_fired: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+    gaps: int = 0
+    duplicates: int = 0
+    connected: int = 0
+
+    def error(self, kind: str) -> None:
+        self.errors[kind] = self.errors.get(kind, 0) + 1
+
+
+def token(secret: str, user_id: str) -> str:
+    import jwt
+
+    now = int(time.time())
+    return jwt.encode({"sub": user_id, "iat": now, "exp": now + 6 * 3600}, secret, algorithm="HS256")
+
+
+class Device:
+    def __init__(self, user: User, index: int) -> None:
+        self.user = user
+        self.index = index
+        self.last_seq = 0
+        urls = user.cfg.url.split(",")  # several server processes: a user's devices spread over them
+        self.client = SocketIOClient(
+            urls[index % len(urls)], {"token": user.token, "device_id": f"device-{index}"}, self.on_event,
+            time.time_ns,
+        )
+
+    def on_event(self, name: str, data: Any, now_ns: int) -> None:
+        samples = self.user.samples
+        if not isinstance(data, dict) or data.get("workout_id") != self.user.workout_id:
+            return
+        seq = data.get("seq")
+        if isinstance(seq, int):
+            if seq <= self.last_seq:
+                samples.duplicates += 1
+            elif seq > self.last_seq + 1 and self.last_seq > 0:
+                samples.gaps += 1
+            self.last_seq = max(self.last_seq, seq)
+        since_start = (now_ns - self.user.run_start_ns) / 1e9
+        if name == "set:completed":
+            sent = self.user.sent.get(data["set"]["set_id"])
+            if sent is not None and sent[1] != self.index:
+                samples.sync_ms.append((since_start, (now_ns - sent[0]) / 1e6))
+        elif name == "rest:timer" and data.get("status") == "finished":
+            late = (now_ns + self.user.offset_ns) / 1e6 - data["ends_at"]
+            samples.timer_late_ms.append((since_start, late))
+            samples.timer_fire_late_ms.append(data["server_time"] - data["ends_at"])
+            if self.index == 0:
+                samples.timers_fired += 1
+                self.user.timer_done.set()
+
+
+class User:
+    def __init__(self, cfg: Config, index: int, samples: Samples, run_start_ns: int) -> None:
+        self.cfg = cfg
+        self.user_id = f"load-{cfg.run_id}-{index}"
+        self.token = token(cfg.secret, self.user_id)
+        self.samples = samples
+        self.run_start_ns = run_start_ns
+        self.workout_id = str(uuid.uuid4())
+        self.sent: dict[str, tuple[int, int]] = {}  # set_id -> (emit time ns, device index)
+        self.offset_ns = 0  # server clock - our clock
+        self.timer_done = asyncio.Event()
+        self.devices = [Device(self, i) for i in range(cfg.devices)]
+
+    async def call(self, device: Device, event: str, payload: dict[str, Any]) -> Any:
+        started = time.time_ns()
+        try:
+            ack = await device.client.call(event, payload, timeout=10)
+        except TimeoutError:
+            self.samples.error(f"{event}: ack timeout")
+            return None
+        except ConnectionError:
+            self.samples.error(f"{event}: disconnected")
+            return None
+        if isinstance(ack, dict) and ack.get("ok") is False:
+            self.samples.error(f"{event}: {ack['error'].get('code')}")
+            return None
+        if event == "set:complete":
+            self.samples.ack_ms.append((time.time_ns() - started) / 1e6)
+        return ack
+
+    async def sync_clock(self, tries: int = 5) -> None:
+        """server clock - ours, from the time:sync with the shortest round trip (NTP's rule)."""
+        best_rtt = None
+        for _ in range(tries):
+            before = time.time_ns()
+            ack = await self.call(self.devices[0], "time:sync", {})
+            after = time.time_ns()
+            if ack and (best_rtt is None or after - before < best_rtt):
+                best_rtt = after - before
+                self.offset_ns = ack["data"]["server_time"] * 1_000_000 - (before + after) // 2
+
+    async def run(self, first_slot: float, period: float, deadline: float) -> None:
+        # Users arrive spread over one period, as they would, not all in one instant.
+        await asyncio.sleep(max(0.0, first_slot - period - time.monotonic()))
+        await self.sync_clock()
+        if await self.call(self.devices[0], "workout:start", {"workout_id": self.workout_id}) is None:
+            return
+        next_at = first_slot
+        n = 0
+        while True:
+            delay = next_at - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if time.monotonic() >= deadline:
+                break
+            device = self.devices[n % len(self.devices)]
+            n += 1
+            if self.cfg.timers_only:
+                self.timer_done.clear()
+                duration = random.uniform(2.0, 5.0)
+                await self.call(device, "rest:start", {"workout_id": self.workout_id, "duration_s": duration})
+                try:
+                    await asyncio.wait_for(self.timer_done.wait(), duration + 10)
+                except TimeoutError:
+                    self.samples.error("rest:timer finished never came")
+                next_at = time.monotonic()
+                continue
+            set_id = str(uuid.uuid4())
+            self.sent[set_id] = (time.time_ns(), device.index)
+            self.samples.sets_sent += 1
+            ack = await self.call(device, "set:complete", {
+                "workout_id": self.workout_id, "set_id": set_id, "exercise_id": "bench",
+                "weight_kg": 60 + n % 40, "reps": 1 + n % 12,
+            })
+            if ack is not None and self.cfg.rest_s > 0:
+                await self.call(device, "rest:start", {"workout_id": self.workout_id, "duration_s": self.cfg.rest_s})
+            next_at += period
+
+    async def finish(self) -> None:
+        # The reference peer has no discard; an error ack there is expected and not counted.
+        try:
+            await self.devices[0].client.call("workout:discard", {"workout_id": self.workout_id}, timeout=10)
+        except (TimeoutError, ConnectionError):
+            pass
+        await asyncio.gather(*(d.client.close() for d in self.devices), return_exceptions=True)
+
+
+async def _connect_all(users: list[User], per_second: float, samples: Samples) -> None:
+    interval = 1.0 / per_second if per_second > 0 else 0
+    start = time.monotonic()
+    pending = []
+    for i, device in enumerate(d for u in users for d in u.devices):
+        wait = start + i * interval - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        pending.append(asyncio.create_task(_connect(device, samples)))
+    await asyncio.gather(*pending)
+
+
+async def _connect(device: Device, samples: Samples) -> None:
+    started = time.time_ns()
+    try:
+        await device.client.connect()
+    except Exception as exc:  # noqa: BLE001  (any failure to connect is a measured error)
+        samples.error(f"connect: {type(exc).__name__}")
+        return
+    samples.connect_ms.append((time.time_ns() - started) / 1e6)
+    samples.connected += 1
+
+
+async def _run(cfg: Config, first: int, count: int, workers: int, progress: Queue[Any] | None,
+               go: Any = None) -> Samples:
+    samples = Samples()
+    run_start_ns = time.time_ns()
+    users = [User(cfg, first + i, samples, run_start_ns) for i in range(count)]
+    await _connect_all(users, cfg.connect_rate / workers, samples)
+    if progress is not None:
+        progress.put(("connected", samples.connected))
+    if go is not None:  # every worker has connected: the load starts together, after the connect storm
+        await asyncio.get_running_loop().run_in_executor(None, go.wait)
+    # Timers-only users chain their own timers; the period only staggers their starts.
+    period = cfg.users / cfg.rate if cfg.rate > 0 and not cfg.timers_only else 2.0
+    begin = time.monotonic() + period  # the first period is for arriving: start, clock sync
+    deadline = begin + cfg.duration_s
+
+    async def report() -> None:
+        while progress is not None:
+            await asyncio.sleep(2)
+            late = sorted(x for _, x in samples.sync_ms[-2000:])
+            p99 = late[int(len(late) * 0.99) - 1] if late else None
+            progress.put(("progress", samples.sets_sent, samples.timers_fired, p99, sum(samples.errors.values())))
+
+    reporter = asyncio.create_task(report())
+    await asyncio.gather(*(
+        u.run(begin + period * (i / max(1, count)), period, deadline) for i, u in enumerate(users)
+    ))
+    reporter.cancel()
+    # Let the last timers fire, and every worker finish measuring, before cleaning up.
+    await asyncio.sleep(cfg.rest_s + 3)
+    await asyncio.gather(*(u.finish() for u in users))
+    return samples
+
+
+def main(cfg: Config, first: int, count: int, workers: int, cpus: list[int] | None, results: Queue[Any],
+         progress: Queue[Any], go: Any) -> None:
+    """Entry point of a worker process."""
+    if cpus:
+        os.sched_setaffinity(0, cpus)
+    import uvloop
+
+    results.put(uvloop.run(_run(cfg, first, count, workers, progress, go)))
