@@ -30,16 +30,16 @@ from .metrics import Metrics
 
 log = logging.getLogger("liveset.fanout")
 
-MAX_QUEUED_PACKETS = 1000
-
-
 def user_room(user_id: str) -> str:
     return f"u:{user_id}"
 
 
 class Fanout:
-    def __init__(self, redis: Redis, sio: socketio.AsyncServer, keys: Keys, metrics: Metrics) -> None:
+    def __init__(
+        self, redis: Redis, sio: socketio.AsyncServer, keys: Keys, metrics: Metrics, max_queued: int
+    ) -> None:
         self.sio = sio
+        self.max_queued = max_queued
         self.keys = keys
         self.metrics = metrics
         self.pubsub = redis.pubsub(ignore_subscribe_messages=True)
@@ -90,7 +90,7 @@ class Fanout:
             sock = sockets.get(eio_sid)
             if sock is None or sock.closed:
                 continue
-            if sock.queue.qsize() >= MAX_QUEUED_PACKETS:
+            if sock.queue.qsize() >= self.max_queued:
                 self.metrics.slow_consumers.inc()
                 log.warning("device is not reading; disconnecting it", extra={"sid": sid})
                 asyncio.get_running_loop().create_task(self.sio.disconnect(sid))

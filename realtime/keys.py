@@ -28,6 +28,14 @@ class Keys:
     def live(self, user_id: str) -> str:
         return f"{self.shard(shard_of(user_id))}:u:{user_id}:live"
 
+    def connections(self, user_id: str) -> str:
+        """The user's connected devices, across processes (devices.py)."""
+        return f"{self.shard(shard_of(user_id))}:u:{user_id}:conns"
+
+    def processes(self) -> str:
+        """Live server processes, scored by their last heartbeat."""
+        return f"{self.prefix}procs"
+
     def due(self, shard: int) -> str:
         return f"{self.shard(shard)}:due"
 

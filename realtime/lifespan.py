@@ -15,6 +15,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from db.pool import create_pool
 
 from . import gc_tuning, idle_reaper
+from .devices import Devices
 from .fanout import Fanout
 from .keys import Keys
 from .live_state import LiveState
@@ -67,13 +68,16 @@ async def lifespan(
         pool = await create_pool(settings.database_url)
         keys = Keys(settings.redis_prefix)
         live = LiveState(redis, keys, load_baseline, settings.workout_log_cap)
-        fanout = Fanout(redis, sio, keys, services.metrics)
+        fanout = Fanout(redis, sio, keys, services.metrics, settings.max_queued_packets)
         timers = TimerScheduler(live, services.metrics)
-        services.runtime = Runtime(redis=redis, db=pool, live=live, fanout=fanout, timers=timers)
+        devices = Devices(redis, keys, settings.max_devices_per_user)
+        await devices.beat()
+        services.runtime = Runtime(redis=redis, db=pool, live=live, fanout=fanout, timers=timers, devices=devices)
         async with asyncio.TaskGroup() as group:
             tasks = [
                 group.create_task(_supervised("fanout", fanout.run), name="fanout"),
                 group.create_task(_supervised("timers", timers.run), name="timers"),
+                group.create_task(_supervised("devices", devices.run), name="devices"),
                 group.create_task(
                     _supervised("idle", lambda: idle_reaper.run(services.runtime, settings.workout_idle_s)),
                     name="idle",

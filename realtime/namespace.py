@@ -115,6 +115,18 @@ class Namespace:
             raise socketio.exceptions.ConnectionRefusedError(
                 "unauthorized", msgspec.to_builtins(p.ConnectRefused(message=message))
             ) from None
+        try:
+            admitted = await self.services.runtime.devices.join(claims.user_id, sid, handshake.device_id)
+        except AppError as exc:
+            metrics.connects.labels("refused").inc()
+            raise socketio.exceptions.ConnectionRefusedError(
+                exc.code, msgspec.to_builtins(p.ConnectRefused(code=exc.code, message=exc.message))
+            ) from None
+        if not admitted:
+            metrics.connects.labels("refused").inc()
+            limit = self.services.settings.max_devices_per_user
+            refusal = p.ConnectRefused(code="conflict", message=f"too many devices connected (limit {limit})")
+            raise socketio.exceptions.ConnectionRefusedError("conflict", msgspec.to_builtins(refusal))
         session = Session(sid, claims.user_id, handshake.device_id, claims.expires_at,
                           self.services.settings.rate_burst)
         self.sessions[sid] = session
@@ -156,8 +168,10 @@ class Namespace:
         if session.expiry is not None:
             session.expiry.cancel()
         self.services.metrics.connections.dec()
+        runtime = self.services.runtime
         if session.joined:
-            await self.services.runtime.fanout.leave(session.user_id)
+            await runtime.fanout.leave(session.user_id)
+        await runtime.devices.leave(session.user_id, sid)
 
     def _schedule_expiry(self, session: Session) -> None:
         # A timer handle per connection, not a task: cheap, and nothing runs until it is due.

@@ -18,6 +18,7 @@ from .metrics import Metrics
 from .settings import Settings
 
 if TYPE_CHECKING:
+    from .devices import Devices
     from .fanout import Fanout
     from .live_state import LiveState
     from .scheduler import TimerScheduler
@@ -30,6 +31,7 @@ class Runtime:
     live: LiveState
     fanout: Fanout
     timers: TimerScheduler
+    devices: Devices
 
 
 @dataclass

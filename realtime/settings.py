@@ -43,6 +43,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # A live workout with no activity for this long is ended: completed when it has
     # sets, discarded when it has none.
     workout_idle_s: int = 12 * 3600
+    # Packets queued for one socket before it counts as not reading and is cut off.
+    max_queued_packets: int = 1000
+    # Distinct devices a user may have connected at once, across processes.
+    max_devices_per_user: int = 10
     # Per connection: a token bucket of `rate_burst` events refilled at `rate_per_s`.
     rate_per_s: float = 20.0
     rate_burst: int = 60
@@ -121,6 +125,8 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         max_payload_bytes=_int(env, "MAX_PAYLOAD_BYTES", 16 * 1024, 256, 1024 * 1024),
         workout_log_cap=_int(env, "WORKOUT_LOG_CAP", 1000, 10, 100_000),
         workout_idle_s=_int(env, "WORKOUT_IDLE_TIMEOUT_S", 12 * 3600, 60, 30 * 86400),
+        max_queued_packets=_int(env, "MAX_QUEUED_PACKETS", 1000, 10, 1_000_000),
+        max_devices_per_user=_int(env, "MAX_DEVICES_PER_USER", 10, 1, 1000),
         rate_per_s=_int(env, "RATE_LIMIT_PER_S", 20, 1, 100_000),
         rate_burst=_int(env, "RATE_LIMIT_BURST", 60, 1, 1_000_000),
     )

@@ -1,0 +1,27 @@
+-- A device of a user connects: admit it unless the user already has `limit` other
+-- devices connected. Entries of processes that are no longer alive are dropped first.
+-- KEYS 1 the user's connections hash: "<process>|<sid>" -> device_id
+-- ARGV 1 this entry "<process>|<sid>"  2 device_id  3 limit  4.. the processes alive now
+-- -> {1, devices now} admitted | {0, devices now} refused
+local alive = {}
+for i = 4, #ARGV do alive[ARGV[i]] = true end
+local entries = redis.call('HGETALL', KEYS[1])
+local devices, count = {}, 0
+for i = 1, #entries, 2 do
+  local process = string.match(entries[i], '^([^|]+)|')
+  if alive[process] then
+    if not devices[entries[i + 1]] then
+      devices[entries[i + 1]] = true
+      count = count + 1
+    end
+  else
+    redis.call('HDEL', KEYS[1], entries[i])
+  end
+end
+-- A device reconnecting (its old connection not yet gone) takes no new place.
+if not devices[ARGV[2]] then
+  if count >= tonumber(ARGV[3]) then return {0, count} end
+  count = count + 1
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return {1, count}

@@ -1,0 +1,55 @@
+"""The devices-per-user limit, across processes, and what a dead process leaves behind."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+import redis.asyncio as aioredis
+import socketio
+
+from realtime.keys import Keys
+
+from .clients import Device, token
+from .conftest import make_settings
+from .servers import in_process
+
+
+async def test_a_user_has_at_most_the_limit_of_devices(redis_url: str, database_url: str) -> None:
+    settings = make_settings(redis_url, database_url, max_devices_per_user=2)
+    uid = f"user-{uuid.uuid4().hex[:8]}"
+    async with in_process(settings) as url:
+        phone = await Device().connect(url, {"token": token(uid), "device_id": "phone"})
+        watch = await Device().connect(url, {"token": token(uid), "device_id": "watch"})
+        try:
+            tablet = Device()
+            with pytest.raises(socketio.exceptions.ConnectionError):
+                await tablet.connect(url, {"token": token(uid), "device_id": "tablet"})
+            assert tablet.connect_error["data"] == {"code": "conflict",
+                                                    "message": "too many devices connected (limit 2)"}
+            # The same device reconnecting takes no new place.
+            again = await Device().connect(url, {"token": token(uid), "device_id": "phone"})
+            await again.wait_for("session:ready")
+            await again.close()
+            await watch.close()
+            tablet = await Device().connect(url, {"token": token(uid), "device_id": "tablet"})
+            await tablet.wait_for("session:ready")
+            await tablet.close()
+        finally:
+            await phone.close()
+
+
+async def test_connections_of_a_dead_process_do_not_count(redis_url: str, database_url: str) -> None:
+    settings = make_settings(redis_url, database_url, max_devices_per_user=1)
+    uid = f"user-{uuid.uuid4().hex[:8]}"
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        # What a process killed with -9 leaves: an entry, and no heartbeat.
+        await client.hset(Keys(settings.redis_prefix).connections(uid), "deadbeef|sid1", "old-phone")
+        async with in_process(settings) as url:
+            device = await Device().connect(url, {"token": token(uid), "device_id": "new-phone"})
+            await device.wait_for("session:ready")
+            await device.close()
+        assert await client.hgetall(Keys(settings.redis_prefix).connections(uid)) == {}
+    finally:
+        await client.aclose()
