@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -46,37 +48,32 @@ class Device:
             return await self.sio.call(event, timeout=timeout)
         return await self.sio.call(event, payload, timeout=timeout)
 
-    async def wait_for(self, event: str, count: int = 1, timeout: float = 5) -> list[Any]:
-        """The first `count` payloads of `event`, waiting until they have all arrived."""
+    async def _until(self, found: Callable[[], Any], timeout: float, what: Callable[[], str]) -> Any:
+        """Wait for events until `found()` returns something; TimeoutError says `what()` was seen."""
         deadline = time.monotonic() + timeout
-        while True:
-            found = [data for name, data in self.events if name == event]
-            if len(found) >= count:
-                return found[:count]
+        while (result := found()) is None:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise TimeoutError(f"{len(found)} of {count} {event!r} events within {timeout}s: {self.events}")
+                raise TimeoutError(f"within {timeout}s: {what()}")
             self._arrived.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._arrived.wait(), remaining)
-            except TimeoutError:
-                pass
+        return result
+
+    async def wait_for(self, event: str, count: int = 1, timeout: float = 5) -> list[Any]:
+        """The first `count` payloads of `event`, waiting until they have all arrived."""
+        def found() -> list[Any] | None:
+            payloads = self.named(event)
+            return payloads[:count] if len(payloads) >= count else None
+
+        return await self._until(found, timeout, lambda: f"{len(self.named(event))} of {count} {event!r}: {self.events}")
 
     async def wait_seq(self, workout_id: str, seq: int, timeout: float = 5) -> tuple[str, Any]:
         """The event of this workout with this seq, once it has arrived."""
-        deadline = time.monotonic() + timeout
-        while True:
-            for name, data in self.workout_events(workout_id):
-                if data["seq"] == seq:
-                    return name, data
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError(f"no seq {seq} of {workout_id} within {timeout}s: {self.seqs(workout_id)}")
-            self._arrived.clear()
-            try:
-                await asyncio.wait_for(self._arrived.wait(), remaining)
-            except TimeoutError:
-                pass
+        def found() -> tuple[str, Any] | None:
+            return next(((n, d) for n, d in self.workout_events(workout_id) if d["seq"] == seq), None)
+
+        return await self._until(found, timeout, lambda: f"no seq {seq} of {workout_id}: {self.seqs(workout_id)}")
 
     def named(self, event: str) -> list[Any]:
         return [data for name, data in self.events if name == event]
