@@ -13,3 +13,47 @@ WHERE user_id = $1 AND exercise_id = $2
 
 async def for_exercise(conn: asyncpg.Pool | asyncpg.Connection, user_id: str, exercise_id: str) -> list[asyncpg.Record]:
     return await conn.fetch(SELECT_FOR_EXERCISE, user_id, exercise_id)
+
+SELECT_STANDING = """
+SELECT type, weight_kg, value, workout_id, set_id, achieved_at
+FROM personal_records
+WHERE user_id = $1 AND exercise_id = $2
+ORDER BY type, weight_kg
+"""
+
+DELETE_FOR_EXERCISES = "DELETE FROM personal_records WHERE user_id = $1 AND exercise_id = any($2::text[])"
+
+# The records the remaining sets hold, by the rules in realtime/records.py: the
+# best value wins, and on a tie the earliest set (a tie is not a record).
+DERIVE_FOR_EXERCISES = """
+WITH counted AS (
+    SELECT user_id, exercise_id, workout_id, id, completed_at, reps, coalesce(weight_kg, 0) AS weight
+    FROM workout_sets
+    WHERE user_id = $1 AND exercise_id = any($2::text[]) AND set_type <> 'warmup' AND reps >= 1
+)
+INSERT INTO personal_records (user_id, exercise_id, type, weight_kg, value, workout_id, set_id, achieved_at)
+SELECT user_id, exercise_id, type, weight_key, value, workout_id, id, completed_at FROM (
+    (SELECT DISTINCT ON (exercise_id) *, 'max_weight' AS type, 0::float8 AS weight_key, weight AS value
+     FROM counted WHERE weight > 0 ORDER BY exercise_id, weight DESC, completed_at, id)
+    UNION ALL
+    (SELECT DISTINCT ON (exercise_id) *, 'est_1rm', 0::float8,
+            round((weight * (1 + reps / 30.0))::numeric, 2)::float8 AS value
+     FROM counted WHERE weight > 0 ORDER BY exercise_id, weight * (1 + reps / 30.0) DESC, completed_at, id)
+    UNION ALL
+    (SELECT DISTINCT ON (exercise_id) *, 'max_volume', 0::float8, round((weight * reps)::numeric, 3)::float8 AS value
+     FROM counted WHERE weight > 0 ORDER BY exercise_id, weight * reps DESC, completed_at, id)
+    UNION ALL
+    (SELECT DISTINCT ON (exercise_id, weight) *, 'max_reps', weight, reps::float8 AS value
+     FROM counted ORDER BY exercise_id, weight, reps DESC, completed_at, id)
+) best
+"""
+
+
+async def standing(conn: asyncpg.Pool | asyncpg.Connection, user_id: str, exercise_id: str) -> list[asyncpg.Record]:
+    return await conn.fetch(SELECT_STANDING, user_id, exercise_id)
+
+
+async def rederive(conn: asyncpg.Connection, user_id: str, exercises: list[str]) -> None:
+    """Records of these exercises from the sets stored now (after a workout was deleted)."""
+    await conn.execute(DELETE_FOR_EXERCISES, user_id, exercises)
+    await conn.execute(DERIVE_FOR_EXERCISES, user_id, exercises)

@@ -46,3 +46,51 @@ async def raise_records(conn: asyncpg.Connection, rows: Sequence[tuple[str, str,
                                                                           datetime]]) -> None:
     """Store records that beat the standing ones (a lower value never replaces a higher)."""
     await conn.executemany(UPSERT_RECORD, rows)
+
+SELECT_PAGE = """
+SELECT id, name, notes, room_id, started_at, completed_at, duration_s, total_volume_kg, set_count, exercise_count
+FROM workouts
+WHERE user_id = $1 AND ($2::timestamptz IS NULL OR (completed_at, id) < ($2, $3))
+ORDER BY completed_at DESC, id DESC
+LIMIT $4
+"""
+
+SELECT_ONE = """
+SELECT id, name, notes, room_id, started_at, completed_at, duration_s, total_volume_kg, set_count, exercise_count,
+       plan
+FROM workouts
+WHERE user_id = $1 AND id = $2
+"""
+
+SELECT_SETS = """
+SELECT id, exercise_id, set_type, weight_kg, reps, duration_s, distance_m, rpe, notes, completed_at
+FROM workout_sets
+WHERE user_id = $1 AND workout_id = $2
+ORDER BY position
+"""
+
+DELETE_ONE = """
+DELETE FROM workouts WHERE user_id = $1 AND id = $2
+RETURNING ARRAY(SELECT DISTINCT exercise_id FROM workout_sets WHERE user_id = $1 AND workout_id = $2)
+"""
+
+
+async def page(conn: asyncpg.Connection | asyncpg.Pool, user_id: str, after: tuple[datetime, UUID] | None,
+               limit: int) -> list[asyncpg.Record]:
+    """Completed workouts newest first, after the keyset (completed_at, id) when given."""
+    at, wid = after if after else (None, None)
+    return await conn.fetch(SELECT_PAGE, user_id, at, wid, limit)
+
+
+async def one(conn: asyncpg.Connection | asyncpg.Pool, user_id: str, workout_id: UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow(SELECT_ONE, user_id, workout_id)
+
+
+async def sets_of(conn: asyncpg.Connection | asyncpg.Pool, user_id: str, workout_id: UUID) -> list[asyncpg.Record]:
+    return await conn.fetch(SELECT_SETS, user_id, workout_id)
+
+
+async def delete(conn: asyncpg.Connection, user_id: str, workout_id: UUID) -> list[str] | None:
+    """Delete a workout with its sets (and the records they held); the exercises it had, or None."""
+    exercises = await conn.fetchval(DELETE_ONE, user_id, workout_id)
+    return list(exercises) if exercises is not None else None

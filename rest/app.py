@@ -12,6 +12,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from realtime.services import Services
 
+from . import problems
 from .routes import routes
 
 
@@ -26,6 +27,7 @@ def create_rest_app(
                 allow_headers=["Authorization", "Content-Type"], allow_methods=["GET", "DELETE"],
             )
         )
-    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan,
+                    exception_handlers=problems.handlers)  # type: ignore[arg-type]
     app.state.services = services
     return app
