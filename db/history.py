@@ -17,13 +17,14 @@ LIMIT $6
 """
 
 # Buckets are computed in the user's time zone: a Monday-morning workout in
-# Sydney belongs to Monday's bucket, not to Sunday's in UTC.
+# Sydney belongs to Monday's bucket, not to Sunday's in UTC. A workout counts on
+# the day it was completed, with the totals stored with it (warm-ups excluded).
 SELECT_VOLUME = """
 SELECT to_char(date_trunc($2, completed_at AT TIME ZONE $5), 'YYYY-MM-DD') AS start,
-       coalesce(sum(weight_kg * reps) FILTER (WHERE set_type <> 'warmup'), 0) AS total_volume_kg,
-       count(*) AS set_count,
-       count(DISTINCT workout_id) AS workout_count
-FROM workout_sets
+       sum(total_volume_kg) AS total_volume_kg,
+       sum(set_count) AS set_count,
+       count(*) AS workout_count
+FROM workouts
 WHERE user_id = $1 AND completed_at >= $3 AND completed_at < $4
 GROUP BY 1
 ORDER BY 1

@@ -10,42 +10,49 @@ from uuid import UUID
 
 import asyncpg
 
-INSERT_WORKOUT = """
-INSERT INTO workouts (user_id, id, name, notes, room_id, started_at, completed_at, duration_s,
-                      total_volume_kg, set_count, exercise_count, plan)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-ON CONFLICT (user_id, id) DO NOTHING
-RETURNING true
-"""
-
-SET_COLUMNS = (
-    "user_id", "workout_id", "id", "position", "exercise_id", "set_type", "weight_kg", "reps",
-    "duration_s", "distance_m", "rpe", "notes", "completed_at",
+# A completed workout, its sets and the records it raised, in one statement: one
+# round trip, atomic by itself, and nothing at all when the workout is already
+# stored (a retry). Sets and records come as parallel arrays (unnest).
+STORE_COMPLETED = """
+WITH workout AS (
+    INSERT INTO workouts (user_id, id, name, notes, room_id, started_at, completed_at, duration_s,
+                          total_volume_kg, set_count, exercise_count, plan)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+    ON CONFLICT (user_id, id) DO NOTHING
+    RETURNING user_id, id
+), sets AS (
+    INSERT INTO workout_sets (user_id, workout_id, id, position, exercise_id, set_type, weight_kg, reps,
+                              duration_s, distance_m, rpe, notes, completed_at)
+    SELECT workout.user_id, workout.id, s.*
+    FROM workout, unnest($13::uuid[], $14::int[], $15::text[], $16::text[], $17::float8[], $18::int[],
+                         $19::float8[], $20::float8[], $21::numeric[], $22::text[], $23::timestamptz[]) AS s
+), records AS (
+    INSERT INTO personal_records AS pr (user_id, exercise_id, type, weight_kg, value, workout_id, set_id, achieved_at)
+    SELECT workout.user_id, r.exercise_id, r.type, r.weight_kg, r.value, workout.id, r.set_id, r.achieved_at
+    FROM workout, unnest($24::text[], $25::text[], $26::float8[], $27::float8[], $28::uuid[],
+                         $29::timestamptz[]) AS r(exercise_id, type, weight_kg, value, set_id, achieved_at)
+    ON CONFLICT (user_id, exercise_id, type, weight_kg) DO UPDATE
+    SET value = EXCLUDED.value, workout_id = EXCLUDED.workout_id, set_id = EXCLUDED.set_id,
+        achieved_at = EXCLUDED.achieved_at
+    WHERE pr.value < EXCLUDED.value
 )
-
-UPSERT_RECORD = """
-INSERT INTO personal_records (user_id, exercise_id, type, weight_kg, value, workout_id, set_id, achieved_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-ON CONFLICT (user_id, exercise_id, type, weight_kg) DO UPDATE
-SET value = EXCLUDED.value, workout_id = EXCLUDED.workout_id, set_id = EXCLUDED.set_id,
-    achieved_at = EXCLUDED.achieved_at
-WHERE personal_records.value < EXCLUDED.value
+SELECT count(*) FROM workout
 """
 
-
-async def insert_workout(conn: asyncpg.Connection, row: Sequence[Any]) -> bool:
-    """Insert a completed workout; False when it is already stored."""
-    return bool(await conn.fetchval(INSERT_WORKOUT, *row))
-
-
-async def insert_sets(conn: asyncpg.Connection, rows: Sequence[Sequence[Any]]) -> None:
-    await conn.copy_records_to_table("workout_sets", records=rows, columns=SET_COLUMNS)
+SET_FIELDS = ("id", "position", "exercise_id", "set_type", "weight_kg", "reps", "duration_s", "distance_m", "rpe",
+              "notes", "completed_at")
+RECORD_FIELDS = ("exercise_id", "type", "weight_kg", "value", "set_id", "achieved_at")
 
 
-async def raise_records(conn: asyncpg.Connection, rows: Sequence[tuple[str, str, str, float, float, UUID, UUID,
-                                                                          datetime]]) -> None:
-    """Store records that beat the standing ones (a lower value never replaces a higher)."""
-    await conn.executemany(UPSERT_RECORD, rows)
+async def store_completed(conn: asyncpg.Connection | asyncpg.Pool, workout: Sequence[Any],
+                          sets: Sequence[Sequence[Any]], records: Sequence[Sequence[Any]]) -> bool:
+    """Store a completed workout (SET_FIELDS rows, RECORD_FIELDS rows); False when it was stored before.
+
+    A record only ever rises: a lower value never replaces a higher one."""
+    set_columns = [list(c) for c in zip(*sets, strict=True)] if sets else [[] for _ in SET_FIELDS]
+    record_columns = [list(c) for c in zip(*records, strict=True)] if records else [[] for _ in RECORD_FIELDS]
+    return bool(await conn.fetchval(STORE_COMPLETED, *workout, *set_columns, *record_columns))
+
 
 SELECT_PAGE = """
 SELECT id, name, notes, room_id, started_at, completed_at, duration_s, total_volume_kg, set_count, exercise_count

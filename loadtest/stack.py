@@ -53,8 +53,9 @@ def _pinned(cmd: list[str], cpus: list[int] | None) -> list[str]:
 class Stack:
     """Valkey + Postgres (+ the servers started on them); everything stops on exit."""
 
-    def __init__(self, cpus: list[int] | None, backend_cpus: list[int] | None) -> None:
+    def __init__(self, cpus: list[int] | None, backend_cpus: list[int] | None, durable: bool = False) -> None:
         self.cpus = cpus
+        self.durable = durable
         self.backend_cpus = backend_cpus
         self.dir = Path(tempfile.mkdtemp(prefix="liveset-load-"))
         self.dir.chmod(0o755)
@@ -63,7 +64,7 @@ class Stack:
 
     def __enter__(self) -> Stack:
         self.redis = self._exit.enter_context(EmbeddedRedis(self.dir / "valkey", persist=False).start())
-        self.postgres = self._exit.enter_context(EmbeddedPostgres(self.dir / "postgres", durable=False).start())
+        self.postgres = self._exit.enter_context(EmbeddedPostgres(self.dir / "postgres", durable=self.durable).start())
         self.database_url = self.postgres.create_database("liveset")
         if self.backend_cpus:
             for server in (self.redis, self.postgres):

@@ -2,8 +2,8 @@
 
 Exactly once is "at least once plus an idempotent write": the live state is
 frozen as `completing` (lua/workout_complete_begin.lua), the workout, its sets
-and the records it raised are written in one transaction that does nothing if
-the workout is already stored, and only then is the live state retired with the
+and the records it raised are written in one statement (one round trip,
+atomic by itself) that does nothing if the workout is already stored, and only then is the live state retired with the
 workout:completed event (lua/workout_complete_finish.lua). A process killed
 anywhere in between leaves `completing`; the next attempt stores again
 (harmlessly) and finishes. When Postgres refuses before the commit, the
@@ -13,7 +13,6 @@ stays `completing`, so no set can slip in after a row that may already exist.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from datetime import UTC, datetime
 from uuid import UUID
@@ -49,13 +48,13 @@ async def _store(pool: asyncpg.Pool, user_id: str, w: p.WorkoutSnapshot, notes: 
         msgspec.to_builtins(w.plan) if w.plan is not None else None,
     )
     sets = [
-        (user_id, wid, UUID(s.set_id), i, s.exercise_id, s.set_type, s.weight_kg, s.reps, s.duration_s,
-         s.distance_m, s.rpe, s.notes, _at(s.completed_at))
+        (UUID(s.set_id), i, s.exercise_id, s.set_type, s.weight_kg, s.reps, s.duration_s, s.distance_m, s.rpe,
+         s.notes, _at(s.completed_at))
         for i, s in enumerate(w.sets)
     ]
     by_id = {s.set_id: s for s in w.sets}
     records = [
-        (user_id, by_id[r.set_id].exercise_id, r.type, r.weight_kg or 0.0, r.value, wid, UUID(r.set_id),
+        (by_id[r.set_id].exercise_id, r.type, r.weight_kg or 0.0, r.value, UUID(r.set_id),
          _at(by_id[r.set_id].completed_at))
         for r in w.records
     ]
@@ -64,17 +63,11 @@ async def _store(pool: asyncpg.Pool, user_id: str, w: p.WorkoutSnapshot, notes: 
     except _DB_ERRORS as exc:
         raise _NotStored(str(exc)) from exc
     try:
-        transaction = conn.transaction()
-        try:
-            await transaction.start()
-            if await db_workouts.insert_workout(conn, workout):
-                await db_workouts.insert_sets(conn, sets)
-                await db_workouts.raise_records(conn, records)
-        except _DB_ERRORS as exc:
-            with contextlib.suppress(*_DB_ERRORS):
-                await transaction.rollback()
-            raise _NotStored(str(exc)) from exc
-        await transaction.commit()  # an error here leaves the outcome unknown
+        # One statement, atomic by itself: an error reported by the server means
+        # nothing was written; a connection lost on the way leaves it unknown.
+        await db_workouts.store_completed(conn, workout, sets, records)
+    except asyncpg.PostgresError as exc:
+        raise _NotStored(str(exc)) from exc
     finally:
         await pool.release(conn)
 

@@ -36,7 +36,6 @@ CREATE TABLE workout_sets (
     notes        text CHECK (length(notes) <= 2000),
     completed_at timestamptz NOT NULL,
     PRIMARY KEY (user_id, workout_id, id),
-    UNIQUE (user_id, workout_id, position),
     FOREIGN KEY (user_id, workout_id) REFERENCES workouts (user_id, id) ON DELETE CASCADE
 );
 -- One exercise's sets over time.
