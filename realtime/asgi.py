@@ -17,6 +17,7 @@ from .lifespan import lifespan
 from .namespace import Namespace
 from .services import Services
 from .settings import Settings, SettingsError, from_env
+from .rooms import RoomHandlers
 from .workouts import WorkoutHandlers
 
 
@@ -30,12 +31,15 @@ def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
             raise SystemExit(2) from None
     logs.configure(settings.log_level, settings.log_format)
     services = Services(settings=settings, verifier=TokenVerifier(settings))
-    workouts = WorkoutHandlers(services)
-    namespace = Namespace(services, workouts.table())
+    namespace = Namespace(services, {})
+    rooms = RoomHandlers(services, namespace.sessions)
+    workouts = WorkoutHandlers(services, rooms)
+    namespace.add_handlers({**workouts.table(), **rooms.table()})
+    namespace.disconnect_hooks.append(rooms.disconnected)
 
     @contextlib.asynccontextmanager
     async def app_lifespan(_: Starlette) -> AsyncIterator[None]:
-        async with lifespan(services, namespace.sio, workouts.load_baseline):
+        async with lifespan(services, namespace.sio, workouts.load_baseline, rooms):
             yield
 
     rest = create_rest_app(services, app_lifespan)

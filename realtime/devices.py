@@ -1,10 +1,12 @@
-"""Which devices of a user are connected, across processes: the devices-per-user limit.
+"""Which devices of a user are connected, across processes, and which processes are dead.
 
-Each user has a hash in their shard, "<process>|<sid>" -> device_id. A process
-is alive while it keeps its entry in the `procs` sorted set fresh (a heartbeat
-every HEARTBEAT_S); entries of a process that stopped beating are dropped the
-next time the user's devices are counted, so a killed process cannot keep a
-user's devices "connected" for longer than PROCESS_TTL_S.
+Each user has a hash in their shard, "<process>|<sid>" -> device_id. Every
+process beats every HEARTBEAT_S (lua/heartbeat.lua); one that has not beaten
+for PROCESS_TTL_S is moved to the dead set, which every process reads at its
+beat. Entries of dead processes are dropped the next time they are counted (the
+device limit, room presence), and rooms drop them at once (rooms.purge_dead).
+Only processes found dead are dropped: a process that has just started, and
+that a peer has not heard of yet, is never mistaken for a dead one.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import asyncio
 import logging
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from redis.asyncio import Redis
@@ -23,19 +26,23 @@ from .keys import Keys
 
 log = logging.getLogger("liveset.devices")
 
-HEARTBEAT_S = 5.0
-PROCESS_TTL_S = 15.0
-_JOIN = (Path(__file__).parent / "lua" / "devices_join.lua").read_text()
+HEARTBEAT_S = 3.0
+PROCESS_TTL_S = 9.0  # + one heartbeat to notice: a dead process's devices are gone within 12 s
+REMEMBER_DEAD_S = 24 * 3600
+_LUA = Path(__file__).parent / "lua"
 
 
 class Devices:
-    def __init__(self, redis: Redis, keys: Keys, limit: int) -> None:
+    def __init__(self, redis: Redis, keys: Keys, limit: int,
+                 on_dead: Callable[[list[str]], Awaitable[None]] | None = None) -> None:
         self.redis = redis
+        self.on_dead = on_dead
         self.keys = keys
         self.limit = limit
         self.process = uuid.uuid4().hex[:12]
-        self.alive: list[str] = [self.process]
-        self._join = redis.register_script(_JOIN)
+        self.dead: list[str] = []
+        self._join = redis.register_script((_LUA / "devices_join.lua").read_text())
+        self._beat = redis.register_script((_LUA / "heartbeat.lua").read_text())
 
     def _entry(self, sid: str) -> str:
         return f"{self.process}|{sid}"
@@ -45,7 +52,7 @@ class Devices:
         try:
             admitted, _ = await self._join(
                 keys=[self.keys.connections(user_id)],
-                args=[self._entry(sid), device_id, self.limit, *self.alive],
+                args=[self._entry(sid), device_id, self.limit, REMEMBER_DEAD_S, *self.dead],
             )
         except RedisError as exc:
             raise AppError("unavailable", "live state is unreachable; retry") from exc
@@ -57,20 +64,21 @@ class Devices:
         except RedisError:
             log.warning("could not unregister a connection; it expires with this process's heartbeat")
 
-    async def beat(self) -> None:
-        now = time.time()
-        procs = self.keys.processes()
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.zadd(procs, {self.process: now})
-            pipe.zremrangebyscore(procs, "-inf", now - PROCESS_TTL_S)
-            pipe.zrange(procs, 0, -1)
-            *_, alive = await pipe.execute()
-        self.alive = [p.decode() for p in alive]
+    async def beat(self) -> list[str]:
+        """Refresh this process's heartbeat; returns the processes found dead just now."""
+        reply = [p.decode() for p in await self._beat(
+            keys=self.keys.processes(), args=[self.process, time.time(), PROCESS_TTL_S, REMEMBER_DEAD_S])]
+        cut = reply.index("|")
+        self.dead = reply[cut + 1:]
+        return reply[:cut]
 
     async def run(self) -> None:
         while True:
             try:
-                await self.beat()
-            except RedisError as exc:
+                dead = await self.beat()
+                if dead and self.on_dead is not None:
+                    log.info("processes stopped beating", extra={"processes": dead})
+                    await self.on_dead(dead)
+            except (RedisError, AppError) as exc:
                 log.warning("heartbeat failed", extra={"error": str(exc)})
             await asyncio.sleep(HEARTBEAT_S)

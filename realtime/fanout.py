@@ -19,6 +19,7 @@ import asyncio
 import logging
 import os
 from collections import Counter
+from collections.abc import Awaitable, Callable
 
 import socketio
 from engineio import packet as eio_packet
@@ -34,6 +35,13 @@ def user_room(user_id: str) -> str:
     return f"u:{user_id}"
 
 
+def group_room(room_id: str) -> str:
+    return f"r:{room_id}"
+
+
+KICK = b"!kick "  # a control message on a room channel: "!kick <user_id>" (not a Socket.IO packet)
+
+
 class Fanout:
     def __init__(
         self, redis: Redis, sio: socketio.AsyncServer, keys: Keys, metrics: Metrics, max_queued: int
@@ -43,22 +51,32 @@ class Fanout:
         self.keys = keys
         self.metrics = metrics
         self.pubsub = redis.pubsub(ignore_subscribe_messages=True)
-        self.local_devices: Counter[str] = Counter()  # user_id -> sockets on this process
+        self.listeners: Counter[str] = Counter()  # channel -> local sockets that need it
         self._channel_prefix = keys.user_channel_prefix().encode()
+        self._room_prefix = keys.room_channel("").encode()
+        # Set by the namespace: remove a user's sockets here from a group room.
+        self.on_kick: Callable[[str, str], Awaitable[None]] | None = None
         # A channel of this process's own, so the pub/sub connection is subscribed from the start.
         self._own_channel = f"{keys.prefix}proc:{os.getpid()}:{id(self)}"
 
+    async def listen(self, channel: str) -> None:
+        """A local socket needs `channel`: subscribe on the first one."""
+        self.listeners[channel] += 1
+        if self.listeners[channel] == 1:
+            await self.pubsub.subscribe(channel)
+
+    async def unlisten(self, channel: str) -> None:
+        self.listeners[channel] -= 1
+        if self.listeners[channel] <= 0:
+            del self.listeners[channel]
+            await self.pubsub.unsubscribe(channel)
+
     async def join(self, user_id: str) -> None:
-        """A device of `user_id` connected here: make sure its channel is subscribed."""
-        self.local_devices[user_id] += 1
-        if self.local_devices[user_id] == 1:
-            await self.pubsub.subscribe(self.keys.user_channel(user_id))
+        """A device of `user_id` connected here."""
+        await self.listen(self.keys.user_channel(user_id))
 
     async def leave(self, user_id: str) -> None:
-        self.local_devices[user_id] -= 1
-        if self.local_devices[user_id] <= 0:
-            del self.local_devices[user_id]
-            await self.pubsub.unsubscribe(self.keys.user_channel(user_id))
+        await self.unlisten(self.keys.user_channel(user_id))
 
     async def run(self) -> None:
         await self.pubsub.subscribe(self._own_channel)
@@ -81,9 +99,21 @@ class Fanout:
             await self.pubsub.aclose()
 
     def deliver(self, channel: bytes, data: bytes) -> None:
-        if not channel.startswith(self._channel_prefix):
+        if channel.startswith(self._channel_prefix):
+            room = user_room(channel[len(self._channel_prefix):].decode())
+        elif channel.startswith(self._room_prefix):
+            room_id = channel[len(self._room_prefix):].decode()
+            if data.startswith(KICK):
+                # At once, in channel order: nothing published after the kick reaches the user.
+                user_id = data[len(KICK):].decode()
+                for sid, _ in self.sio.manager.get_participants("/", user_room(user_id)):
+                    self.sio.manager.basic_leave_room(sid, "/", group_room(room_id))
+                if self.on_kick is not None:
+                    asyncio.get_running_loop().create_task(self.on_kick(room_id, user_id))
+                return
+            room = group_room(room_id)
+        else:
             return
-        room = user_room(channel[len(self._channel_prefix):].decode())
         pkt = eio_packet.Packet(eio_packet.MESSAGE, data=data.decode())
         sockets = self.sio.eio.sockets
         for sid, eio_sid in self.sio.manager.get_participants("/", room):

@@ -32,9 +32,9 @@ class Keys:
         """The user's connected devices, across processes (devices.py)."""
         return f"{self.shard(shard_of(user_id))}:u:{user_id}:conns"
 
-    def processes(self) -> str:
-        """Live server processes, scored by their last heartbeat."""
-        return f"{self.prefix}procs"
+    def processes(self) -> list[str]:
+        """Live server processes (by last heartbeat) and dead ones (by when found dead), one slot."""
+        return [f"{self.prefix}{{procs}}:live", f"{self.prefix}{{procs}}:dead"]
 
     def due(self, shard: int) -> str:
         return f"{self.shard(shard)}:due"
@@ -49,6 +49,22 @@ class Keys:
         # namespaced by the user.
         base = f"{self.shard(shard)}:u:{user_id}:w:{workout_id}"
         return [*(base + s for s in WORKOUT_SUFFIXES), self.live(user_id), self.due(shard), self.active(shard)]
+
+    def room_presence(self, room_id: str) -> list[str]:
+        """The room's presence hash and its user -> workout hash (one slot: the room's tag)."""
+        base = f"{self.prefix}{{r:{room_id}}}"
+        return [f"{base}:presence", f"{base}:workouts"]
+
+    def room_channel(self, room_id: str) -> str:
+        """Where room:presence and room:activity of a room are published (lua/_lib.lua agrees)."""
+        return f"{self.prefix}r:{room_id}"
+
+    def process_rooms(self, process: str) -> str:
+        """The rooms a process has present devices in: what to clean when it dies."""
+        return f"{self.prefix}proc:{process}:rooms"
+
+    def invite_guesses(self, user_id: str) -> str:
+        return f"{self.prefix}guesses:{user_id}"
 
     def user_channel_prefix(self) -> str:
         return f"{self.prefix}u:"

@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING
 
 import socketio
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -21,6 +22,9 @@ from .keys import Keys
 from .live_state import LiveState
 from .scheduler import TimerScheduler
 from .services import Runtime, Services
+
+if TYPE_CHECKING:
+    from .rooms import RoomHandlers
 
 log = logging.getLogger("liveset")
 
@@ -58,7 +62,8 @@ async def _supervised(name: str, loop: Callable[[], Awaitable[None]]) -> None:
 
 @contextlib.asynccontextmanager
 async def lifespan(
-    services: Services, sio: socketio.AsyncServer, load_baseline: Callable[[str, str], Awaitable[bytes]]
+    services: Services, sio: socketio.AsyncServer, load_baseline: Callable[[str, str], Awaitable[bytes]],
+    rooms: RoomHandlers,
 ) -> AsyncIterator[None]:
     settings = services.settings
     redis = redis_client(settings.redis_url)
@@ -69,8 +74,9 @@ async def lifespan(
         keys = Keys(settings.redis_prefix)
         live = LiveState(redis, keys, load_baseline, settings.workout_log_cap)
         fanout = Fanout(redis, sio, keys, services.metrics, settings.max_queued_packets)
+        fanout.on_kick = rooms.on_kick
         timers = TimerScheduler(live, services.metrics)
-        devices = Devices(redis, keys, settings.max_devices_per_user)
+        devices = Devices(redis, keys, settings.max_devices_per_user, on_dead=rooms.purge_dead)
         await devices.beat()
         services.runtime = Runtime(redis=redis, db=pool, live=live, fanout=fanout, timers=timers, devices=devices)
         async with asyncio.TaskGroup() as group:

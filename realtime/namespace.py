@@ -33,7 +33,7 @@ _FIELD = re.compile(r" - at `\$\.?([^`]*)`$")
 class Session:
     """One authenticated connection (one device). Slots: there are many of these."""
 
-    __slots__ = ("sid", "user_id", "device_id", "expires_at", "expiry", "joined", "tokens", "refilled")
+    __slots__ = ("sid", "user_id", "device_id", "expires_at", "expiry", "joined", "tokens", "refilled", "rooms")
 
     def __init__(self, sid: str, user_id: str, device_id: str, expires_at: float, burst: float) -> None:
         self.sid = sid
@@ -44,6 +44,7 @@ class Session:
         self.joined = False  # subscribed to the user's fan-out channel
         self.tokens = burst  # the rate limit's bucket
         self.refilled = time.monotonic()
+        self.rooms: set[str] = set()  # group rooms this device is present in
 
     def take(self, rate: float, burst: float) -> bool:
         """One event from the token bucket; False when the connection is over its rate."""
@@ -96,11 +97,16 @@ class Namespace:
             engineio_logger=False,
         )
         self.sessions: dict[str, Session] = {}
-        handlers = {**handlers, "time:sync": self._time_sync, "auth:refresh": self._auth_refresh}
-        self.routes = {name: Route(p.CLIENT_EVENTS[name][0], handler) for name, handler in handlers.items()}
+        # Called with the session of every device that disconnects (rooms use it).
+        self.disconnect_hooks: list[Callable[[Session], Awaitable[None]]] = []
+        self.routes: dict[str, Route] = {}
+        self.add_handlers({**handlers, "time:sync": self._time_sync, "auth:refresh": self._auth_refresh})
         self.sio.on("connect", self._connect)
         self.sio.on("disconnect", self._disconnect)
         self.sio.on("*", self._dispatch)
+
+    def add_handlers(self, handlers: dict[str, Handler]) -> None:
+        self.routes.update({name: Route(p.CLIENT_EVENTS[name][0], handler) for name, handler in handlers.items()})
 
     # ---- connection lifecycle ---------------------------------------------
 
@@ -169,6 +175,8 @@ class Namespace:
             session.expiry.cancel()
         self.services.metrics.connections.dec()
         runtime = self.services.runtime
+        for hook in self.disconnect_hooks:
+            await hook(session)
         if session.joined:
             await runtime.fanout.leave(session.user_id)
         await runtime.devices.leave(session.user_id, sid)

@@ -311,6 +311,73 @@ class SyncReply(Struct, omit_defaults=True):
     seq: int | None = None
 
 
+# ---- group rooms -------------------------------------------------------------
+
+RoomName = Annotated[str, Meta(min_length=1, max_length=100)]
+InviteCode = Annotated[str, Meta(min_length=1, max_length=64)]
+
+
+class RoomCreate(Struct, forbid_unknown_fields=True):
+    name: RoomName
+
+
+class RoomJoin(Struct, forbid_unknown_fields=True):
+    """By invite code (anyone), or by room_id (members, e.g. after reconnecting)."""
+
+    invite_code: InviteCode | None = None
+    room_id: uuid.UUID | None = None
+
+
+class RoomRef(Struct, forbid_unknown_fields=True):
+    """room:leave, room:rotate_invite."""
+
+    room_id: uuid.UUID
+
+
+class RoomRemove(Struct, forbid_unknown_fields=True):
+    room_id: uuid.UUID
+    user_id: Annotated[str, Meta(min_length=1, max_length=128)]
+
+
+class Room(Struct):
+    room_id: str
+    name: str
+    invite_code: str
+    owner_id: str
+
+
+class RoomCreated(Struct):
+    room: Room
+
+
+class PresenceEntry(Struct):
+    user_id: str
+    device_count: int
+    workout_id: str | None
+
+
+class RoomJoined(Struct):
+    room: Room
+    presence: list[PresenceEntry]
+
+
+class RoomLeft(Struct):
+    room_id: str
+
+
+class RoomPresence(Struct):
+    room_id: str
+    joins: list[PresenceEntry]
+    leaves: list[PresenceEntry]
+
+
+class RoomActivity(Struct):
+    room_id: str
+    user_id: str
+    type: Literal["workout_started", "set_completed", "pr_achieved", "workout_completed"]
+    data: dict[str, Any]
+
+
 # ---- the event tables: the single source for dispatch and for docs/protocol.md ----
 
 # client -> server: event name -> (payload, ack data)
@@ -327,6 +394,11 @@ CLIENT_EVENTS: dict[str, tuple[type[Struct], type[Struct]]] = {
     "rest:adjust": (RestAdjust, RestTimer),
     "rest:skip": (WorkoutRef, RestTimer),
     "workout:sync": (WorkoutSync, SyncReply),
+    "room:create": (RoomCreate, RoomCreated),
+    "room:join": (RoomJoin, RoomJoined),
+    "room:leave": (RoomRef, RoomLeft),
+    "room:rotate_invite": (RoomRef, RoomCreated),
+    "room:remove": (RoomRemove, RoomLeft),
     "time:sync": (TimeSyncRequest, TimeSyncReply),
     "auth:refresh": (AuthRefresh, AuthRefreshed),
 }
@@ -345,6 +417,8 @@ SERVER_EVENTS: dict[str, type[Struct]] = {
     "set:deleted": SetDeleted,
     "pr:achieved": PrAchieved,
     "rest:timer": RestTimer,
+    "room:presence": RoomPresence,
+    "room:activity": RoomActivity,
 }
 
 json_encoder = msgspec.json.Encoder()

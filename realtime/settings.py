@@ -45,6 +45,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     workout_idle_s: int = 12 * 3600
     # Packets queued for one socket before it counts as not reading and is cut off.
     max_queued_packets: int = 1000
+    # Members a new group room may have.
+    max_room_members: int = 50
     # Distinct devices a user may have connected at once, across processes.
     max_devices_per_user: int = 10
     # Per connection: a token bucket of `rate_burst` events refilled at `rate_per_s`.
@@ -126,6 +128,7 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         workout_log_cap=_int(env, "WORKOUT_LOG_CAP", 1000, 10, 100_000),
         workout_idle_s=_int(env, "WORKOUT_IDLE_TIMEOUT_S", 12 * 3600, 60, 30 * 86400),
         max_queued_packets=_int(env, "MAX_QUEUED_PACKETS", 1000, 10, 1_000_000),
+        max_room_members=_int(env, "MAX_ROOM_MEMBERS", 50, 2, 1000),
         max_devices_per_user=_int(env, "MAX_DEVICES_PER_USER", 10, 1, 1000),
         rate_per_s=_int(env, "RATE_LIMIT_PER_S", 20, 1, 100_000),
         rate_burst=_int(env, "RATE_LIMIT_BURST", 60, 1, 1_000_000),

@@ -8,11 +8,13 @@ the session or the clock, and tell the scheduler about new timer ends.
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 import msgspec
 from asyncpg import PostgresError
 
 from db import records as db_records
+from db import rooms as db_rooms
 
 from . import persist
 from . import protocol as p
@@ -22,10 +24,17 @@ from .namespace import Handler, Session
 from .records import baseline_json
 from .services import Services
 
+if TYPE_CHECKING:
+    from .rooms import RoomHandlers
+
 log = logging.getLogger("liveset.workouts")
 
 # A device's clock may run a little ahead of ours; a set logged further ahead is a bug.
 FUTURE_TOLERANCE_MS = 5 * 60 * 1000
+
+
+class _RoomOf(msgspec.Struct):
+    room_id: str | None
 
 
 class _EndsAt(msgspec.Struct):
@@ -34,8 +43,9 @@ class _EndsAt(msgspec.Struct):
 
 
 class WorkoutHandlers:
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, rooms: RoomHandlers) -> None:
         self.services = services
+        self.rooms = rooms
 
     def table(self) -> dict[str, Handler]:
         return {
@@ -63,9 +73,30 @@ class WorkoutHandlers:
         return baseline_json(rows)
 
     async def start(self, session: Session, payload: p.WorkoutStart) -> msgspec.Raw:
+        runtime = self.services.runtime
         if payload.room_id is not None:
-            raise AppError("not_found", "no such room", {"room_id": str(payload.room_id)})
-        return await self.services.runtime.live.start(session.user_id, payload)
+            try:
+                member = await db_rooms.is_member(runtime.db, payload.room_id, session.user_id)
+            except (PostgresError, OSError):
+                raise AppError("unavailable", "rooms are unreachable; retry") from None
+            if not member:
+                raise AppError("not_found", "no such room", {"room_id": str(payload.room_id)})
+        ack = await runtime.live.start(session.user_id, payload)
+        if payload.room_id is not None:
+            await self.rooms.set_workout(session.user_id, str(payload.room_id), str(payload.workout_id))
+        return ack
+
+    async def _room_of(self, session: Session, workout_id: str) -> str | None:
+        """The room a live workout was started in, read before it ends (for presence)."""
+        try:
+            snapshot = await self.services.runtime.live.snapshot(session.user_id, workout_id)
+        except AppError:
+            return None
+        return msgspec.json.decode(snapshot, type=_RoomOf).room_id
+
+    async def _ended(self, session: Session, room_id: str | None) -> None:
+        if room_id is not None:
+            await self.rooms.set_workout(session.user_id, room_id, "")
 
     async def pause(self, session: Session, payload: p.WorkoutRef) -> msgspec.Raw:
         return await self.services.runtime.live.pause(session.user_id, str(payload.workout_id))
@@ -75,10 +106,16 @@ class WorkoutHandlers:
 
     async def complete(self, session: Session, payload: p.WorkoutComplete) -> msgspec.Raw:
         runtime = self.services.runtime
-        return await persist.complete(runtime.live, runtime.db, session.user_id, payload)
+        room_id = await self._room_of(session, str(payload.workout_id))
+        ack = await persist.complete(runtime.live, runtime.db, session.user_id, payload)
+        await self._ended(session, room_id)
+        return ack
 
     async def discard(self, session: Session, payload: p.WorkoutRef) -> msgspec.Raw:
-        return await self.services.runtime.live.discard(session.user_id, str(payload.workout_id))
+        room_id = await self._room_of(session, str(payload.workout_id))
+        ack = await self.services.runtime.live.discard(session.user_id, str(payload.workout_id))
+        await self._ended(session, room_id)
+        return ack
 
     async def sync(self, session: Session, payload: p.WorkoutSync) -> msgspec.Raw:
         return await self.services.runtime.live.sync(session.user_id, str(payload.workout_id), payload.since_seq)

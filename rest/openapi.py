@@ -13,7 +13,7 @@ from realtime.protocol import WorkoutSnapshot
 
 from .params import BUCKETS, DEFAULT_LIMIT, MAX_LIMIT
 from .problems import Problem
-from .schemas import HistoryPage, Records, Volume, WorkoutDetail, WorkoutPage
+from .schemas import HistoryPage, Records, RoomDetail, RoomList, Volume, WorkoutDetail, WorkoutPage
 
 _REF = "#/components/schemas/{name}"
 
@@ -47,7 +47,7 @@ def _op(summary: str, parameters: list[dict], ok: dict[str, Any], *errors: int) 
 @cache
 def document() -> bytes:
     _, components = msgspec.json.schema_components(
-        [WorkoutPage, WorkoutDetail, WorkoutSnapshot, Records, HistoryPage, Volume, Problem], ref_template=_REF
+        [WorkoutPage, WorkoutDetail, WorkoutSnapshot, Records, HistoryPage, Volume, RoomList, RoomDetail, Problem], ref_template=_REF
     )
     paths = {
         "/api/v1/workouts": {"get": _op("Completed workouts, newest first", [LIMIT, CURSOR],
@@ -71,6 +71,11 @@ def document() -> bytes:
             _param("bucket", "query", {"type": "string", "enum": list(BUCKETS), "default": "day"}, "bucket size"),
             _param("tz", "query", {"type": "string", "default": "UTC"}, "IANA time zone of the buckets"),
         ], {"200": _json("Volume", "volume per bucket")})},
+        "/api/v1/rooms": {"get": _op("The rooms I am a member of", [], {"200": _json("RoomList", "my rooms")})},
+        "/api/v1/rooms/{room_id}": {"get": _op(
+            "A room's members and who is present now (members only)",
+            [_param("room_id", "path", {"type": "string", "format": "uuid"}, "the room")],
+            {"200": _json("RoomDetail", "the room")}, 404)},
     }
     spec = {
         "openapi": "3.1.0",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
-from . import analytics, exercises, health, openapi, workouts
+from . import analytics, exercises, health, openapi, rooms, workouts
 
 routes = [
     Route("/healthz", health.healthz, methods=["GET"]),
@@ -18,4 +18,6 @@ routes = [
     Route("/api/v1/exercises/{exercise_id}/records", exercises.records, methods=["GET"]),
     Route("/api/v1/exercises/{exercise_id}/history", exercises.history, methods=["GET"]),
     Route("/api/v1/analytics/volume", analytics.volume, methods=["GET"]),
+    Route("/api/v1/rooms", rooms.list_rooms, methods=["GET"]),
+    Route("/api/v1/rooms/{room_id}", rooms.get_room, methods=["GET"]),
 ]

@@ -6,7 +6,7 @@ from typing import Any
 
 from msgspec import Struct
 
-from realtime.protocol import RecordType, SetType
+from realtime.protocol import PresenceEntry, RecordType, Room, SetType
 
 
 class WorkoutItem(Struct):
@@ -81,3 +81,13 @@ class Volume(Struct):
     data: list[VolumeBucket]
 
 
+
+
+class RoomList(Struct):
+    data: list[Room]
+
+
+class RoomDetail(Struct):
+    room: Room
+    members: list[str]
+    presence: list[PresenceEntry]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import pytest
@@ -44,12 +45,14 @@ async def test_connections_of_a_dead_process_do_not_count(redis_url: str, databa
     uid = f"user-{uuid.uuid4().hex[:8]}"
     client = aioredis.Redis.from_url(redis_url)
     try:
-        # What a process killed with -9 leaves: an entry, and no heartbeat.
-        await client.hset(Keys(settings.redis_prefix).connections(uid), "deadbeef|sid1", "old-phone")
+        # What a process killed with -9 leaves: an entry; its heartbeat ran out, so peers found it dead.
+        keys = Keys(settings.redis_prefix)
+        await client.hset(keys.connections(uid), "deadbeef|sid1", "old-phone")
+        await client.zadd(keys.processes()[1], {"deadbeef": time.time()})
         async with in_process(settings) as url:
             device = await Device().connect(url, {"token": token(uid), "device_id": "new-phone"})
             await device.wait_for("session:ready")
             await device.close()
-        assert await client.hgetall(Keys(settings.redis_prefix).connections(uid)) == {}
+        assert await client.hgetall(keys.connections(uid)) == {}
     finally:
         await client.aclose()

@@ -247,3 +247,14 @@ local function end_workout(status, keep_s)
     redis.call('EXPIRE', key, keep_s)
   end
 end
+
+-- Tell the workout's group room (if it was started in one) what happened. The room
+-- channel is "<prefix>r:<room_id>", the user channel "<prefix>u:<user_id>".
+local function room_activity(kind, data)
+  local room = field('room')
+  if not room or room == 'null' then return end
+  local room_id = string.sub(room, 2, -2)
+  local prefix = string.sub(CHANNEL, 1, #CHANNEL - #UID - 2)
+  redis.call('PUBLISH', prefix .. 'r:' .. room_id, '2["room:activity",{"room_id":"' .. room_id ..
+    '","user_id":' .. cjson.encode(UID) .. ',"type":"' .. kind .. '","data":' .. data .. '}]')
+end

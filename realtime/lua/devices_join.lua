@@ -1,15 +1,15 @@
 -- A device of a user connects: admit it unless the user already has `limit` other
--- devices connected. Entries of processes that are no longer alive are dropped first.
+-- devices connected. Entries of processes known to be dead are dropped first.
 -- KEYS 1 the user's connections hash: "<process>|<sid>" -> device_id
--- ARGV 1 this entry "<process>|<sid>"  2 device_id  3 limit  4.. the processes alive now
+-- ARGV 1 this entry "<process>|<sid>"  2 device_id  3 limit  4 seconds to keep the hash  5.. dead processes
 -- -> {1, devices now} admitted | {0, devices now} refused
-local alive = {}
-for i = 4, #ARGV do alive[ARGV[i]] = true end
+local dead = {}
+for i = 5, #ARGV do dead[ARGV[i]] = true end
 local entries = redis.call('HGETALL', KEYS[1])
 local devices, count = {}, 0
 for i = 1, #entries, 2 do
   local process = string.match(entries[i], '^([^|]+)|')
-  if alive[process] then
+  if not dead[process] then
     if not devices[entries[i + 1]] then
       devices[entries[i + 1]] = true
       count = count + 1
@@ -24,4 +24,5 @@ if not devices[ARGV[2]] then
   count = count + 1
 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[4])  -- entries of a process dead longer than we remember age out
 return {1, count}

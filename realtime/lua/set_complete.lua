@@ -21,11 +21,12 @@ touch()
 local _, ack = emit('set:completed', function()
   return ',"set":' .. ARGV[8] .. ',"stats":' .. stats_json() .. ',"records":' .. records
 end)
+room_activity('set_completed', '{"workout_id":"' .. WID .. '","set":' .. ARGV[8] .. '}')
 if #news > 0 then
-  emit('pr:achieved', function()
-    return ',"set_id":"' .. set_id .. '","exercise_id":' .. cjson.encode(exercise) ..
-      ',"records":[' .. table.concat(news, ',') .. ']'
-  end)
+  local pr = ',"set_id":"' .. set_id .. '","exercise_id":' .. cjson.encode(exercise) ..
+    ',"records":[' .. table.concat(news, ',') .. ']'
+  emit('pr:achieved', function() return pr end)
+  room_activity('pr_achieved', '{"workout_id":"' .. WID .. '"' .. pr .. '}')
 end
 memo('c:' .. set_id, fp, ack)
 return {'ok', ack}
