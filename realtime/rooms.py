@@ -176,24 +176,26 @@ class RoomHandlers:
         await self._user_out(room_id, session.user_id)
         return p.RoomLeft(room_id=room_id)
 
-    async def rotate_invite(self, session: Session, payload: p.RoomRef) -> p.RoomCreated:
+    async def _owned(self, session: Session, room_id: uuid.UUID, action: str) -> Any:
+        """The room, if the caller owns it: not_found for non-members, forbidden for members."""
         db = self.services.runtime.db
-        row = await db_rooms.by_id(db, payload.room_id)
-        if row is None or not await db_rooms.is_member(db, payload.room_id, session.user_id):
+        row = await db_rooms.by_id(db, room_id)
+        if row is None or not await db_rooms.is_member(db, room_id, session.user_id):
             raise AppError("not_found", "no such room")
         if row["owner_id"] != session.user_id:
-            raise AppError("forbidden", "only the room's owner can change its invite code")
+            raise AppError("forbidden", f"only the room's owner can {action}")
+        return row
+
+    async def rotate_invite(self, session: Session, payload: p.RoomRef) -> p.RoomCreated:
+        db = self.services.runtime.db
+        row = await self._owned(session, payload.room_id, "change its invite code")
         code = await db_rooms.rotate_code(db, payload.room_id, session.user_id, new_invite_code())
         return p.RoomCreated(room=p.Room(room_id=str(row["id"]), name=row["name"], invite_code=code or "",
                                          owner_id=row["owner_id"]))
 
     async def remove(self, session: Session, payload: p.RoomRemove) -> p.RoomLeft:
         db = self.services.runtime.db
-        row = await db_rooms.by_id(db, payload.room_id)
-        if row is None or not await db_rooms.is_member(db, payload.room_id, session.user_id):
-            raise AppError("not_found", "no such room")
-        if row["owner_id"] != session.user_id:
-            raise AppError("forbidden", "only the room's owner can remove members")
+        await self._owned(session, payload.room_id, "remove members")
         if payload.user_id == session.user_id:
             raise AppError("invalid_payload", "the owner cannot remove themself", {"field": "user_id"})
         if not await db_rooms.leave(db, payload.room_id, payload.user_id):

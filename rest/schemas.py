@@ -6,7 +6,7 @@ from typing import Any
 
 from msgspec import Struct
 
-from realtime.protocol import PresenceEntry, RecordType, Room, SetType
+from realtime.protocol import PresenceEntry, RecordType, Room, SetRecord
 
 
 class WorkoutItem(Struct):
@@ -22,17 +22,8 @@ class WorkoutItem(Struct):
     exercise_count: int
 
 
-class SetItem(Struct):
-    set_id: str
-    exercise_id: str
-    set_type: SetType
-    weight_kg: float | None
-    reps: int | None
-    duration_s: float | None
-    distance_m: float | None
-    rpe: float | None
-    notes: str | None
-    completed_at: int
+# A stored set has exactly the shape of a live one.
+SetItem = SetRecord
 
 
 class WorkoutDetail(WorkoutItem):
