@@ -10,27 +10,41 @@ from uuid import UUID
 
 import asyncpg
 
-# A completed workout, its sets and the records it raised, in one statement: one
-# round trip, atomic by itself, and nothing at all when the workout is already
-# stored (a retry). Sets and records come as parallel arrays (unnest).
+# Completed workouts, their sets and the records they raised, in one statement:
+# one round trip, atomic by itself, for a whole batch. A workout already stored
+# (a retry) inserts nothing, and its sets and records are skipped with it: they
+# join only the workouts this statement inserted. Rows come as parallel arrays;
+# times as epoch milliseconds and ids as text, which costs the caller nothing to make.
 STORE_COMPLETED = """
 WITH workout AS (
     INSERT INTO workouts (user_id, id, name, notes, room_id, started_at, completed_at, duration_s,
                           total_volume_kg, set_count, exercise_count, plan)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+    SELECT user_id, id, name, notes, room_id, to_timestamp(started_at / 1000.0), to_timestamp(completed_at / 1000.0),
+           duration_s, total_volume_kg, set_count, exercise_count, plan
+    FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[], $5::uuid[], $6::int8[], $7::int8[], $8::int[],
+                $9::float8[], $10::int[], $11::int[], $12::jsonb[])
+         AS w(user_id, id, name, notes, room_id, started_at, completed_at, duration_s, total_volume_kg, set_count,
+              exercise_count, plan)
     ON CONFLICT (user_id, id) DO NOTHING
     RETURNING user_id, id
 ), sets AS (
     INSERT INTO workout_sets (user_id, workout_id, id, position, exercise_id, set_type, weight_kg, reps,
                               duration_s, distance_m, rpe, notes, completed_at)
-    SELECT workout.user_id, workout.id, s.*
-    FROM workout, unnest($13::uuid[], $14::int[], $15::text[], $16::text[], $17::float8[], $18::int[],
-                         $19::float8[], $20::float8[], $21::numeric[], $22::text[], $23::timestamptz[]) AS s
+    SELECT s.user_id, s.workout_id, s.id, s.position, s.exercise_id, s.set_type, s.weight_kg, s.reps, s.duration_s,
+           s.distance_m, s.rpe, s.notes, to_timestamp(s.completed_at / 1000.0)
+    FROM unnest($13::text[], $14::uuid[], $15::uuid[], $16::int[], $17::text[], $18::text[], $19::float8[],
+                $20::int[], $21::float8[], $22::float8[], $23::numeric[], $24::text[], $25::int8[])
+         AS s(user_id, workout_id, id, position, exercise_id, set_type, weight_kg, reps, duration_s, distance_m,
+              rpe, notes, completed_at)
+    JOIN workout ON workout.user_id = s.user_id AND workout.id = s.workout_id
 ), records AS (
     INSERT INTO personal_records AS pr (user_id, exercise_id, type, weight_kg, value, workout_id, set_id, achieved_at)
-    SELECT workout.user_id, r.exercise_id, r.type, r.weight_kg, r.value, workout.id, r.set_id, r.achieved_at
-    FROM workout, unnest($24::text[], $25::text[], $26::float8[], $27::float8[], $28::uuid[],
-                         $29::timestamptz[]) AS r(exercise_id, type, weight_kg, value, set_id, achieved_at)
+    SELECT r.user_id, r.exercise_id, r.type, r.weight_kg, r.value, r.workout_id, r.set_id,
+           to_timestamp(r.achieved_at / 1000.0)
+    FROM unnest($26::text[], $27::text[], $28::text[], $29::float8[], $30::float8[], $31::uuid[], $32::uuid[],
+                $33::int8[])
+         AS r(user_id, exercise_id, type, weight_kg, value, workout_id, set_id, achieved_at)
+    JOIN workout ON workout.user_id = r.user_id AND workout.id = r.workout_id
     ON CONFLICT (user_id, exercise_id, type, weight_kg) DO UPDATE
     SET value = EXCLUDED.value, workout_id = EXCLUDED.workout_id, set_id = EXCLUDED.set_id,
         achieved_at = EXCLUDED.achieved_at
@@ -39,19 +53,27 @@ WITH workout AS (
 SELECT count(*) FROM workout
 """
 
-SET_FIELDS = ("id", "position", "exercise_id", "set_type", "weight_kg", "reps", "duration_s", "distance_m", "rpe",
-              "notes", "completed_at")
-RECORD_FIELDS = ("exercise_id", "type", "weight_kg", "value", "set_id", "achieved_at")
+WORKOUT_FIELDS = ("user_id", "id", "name", "notes", "room_id", "started_at", "completed_at", "duration_s",
+                  "total_volume_kg", "set_count", "exercise_count", "plan")
+SET_FIELDS = ("user_id", "workout_id", "id", "position", "exercise_id", "set_type", "weight_kg", "reps",
+              "duration_s", "distance_m", "rpe", "notes", "completed_at")
+RECORD_FIELDS = ("user_id", "exercise_id", "type", "weight_kg", "value", "workout_id", "set_id", "achieved_at")
 
 
-async def store_completed(conn: asyncpg.Connection | asyncpg.Pool, workout: Sequence[Any],
-                          sets: Sequence[Sequence[Any]], records: Sequence[Sequence[Any]]) -> bool:
-    """Store a completed workout (SET_FIELDS rows, RECORD_FIELDS rows); False when it was stored before.
+def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
+    return [list(c) for c in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
 
-    A record only ever rises: a lower value never replaces a higher one."""
-    set_columns = [list(c) for c in zip(*sets, strict=True)] if sets else [[] for _ in SET_FIELDS]
-    record_columns = [list(c) for c in zip(*records, strict=True)] if records else [[] for _ in RECORD_FIELDS]
-    return bool(await conn.fetchval(STORE_COMPLETED, *workout, *set_columns, *record_columns))
+
+async def store_completed(conn: asyncpg.Connection | asyncpg.Pool, workouts: Sequence[Sequence[Any]],
+                          sets: Sequence[Sequence[Any]], records: Sequence[Sequence[Any]]) -> int:
+    """Store completed workouts (rows of WORKOUT_FIELDS, SET_FIELDS, RECORD_FIELDS); how many were new.
+
+    A record only ever rises: a lower value never replaces a higher one. One
+    workout may appear only once per call."""
+    return int(await conn.fetchval(
+        STORE_COMPLETED, *_columns(workouts, len(WORKOUT_FIELDS)), *_columns(sets, len(SET_FIELDS)),
+        *_columns(records, len(RECORD_FIELDS)),
+    ))
 
 
 SELECT_PAGE = """

@@ -1,6 +1,6 @@
 """Benchmarks of the Postgres side: storing completed workouts, and reading history back.
 
-    python -m loadtest.storage store --workouts 20000 --clients 8
+    python -m loadtest.storage store --workouts 20000 --clients 64
         completed workouts (20 sets each) stored per second: the one transaction of
         workout:complete (realtime/persist.py: workout, sets by COPY, records), run by
         several clients at once on the embedded PostgreSQL.
@@ -49,7 +49,8 @@ def _snapshot(sets: int) -> p.WorkoutSnapshot:
 
 
 async def store(database_url: str, workouts: int, clients: int, sets: int) -> dict[str, object]:
-    pool = await create_pool(database_url, min_size=clients, max_size=clients)
+    pool = await create_pool(database_url, min_size=2, max_size=2)
+    writer = persist.Writer(pool)
     snapshots = [_snapshot(sets) for _ in range(workouts)]
     for s in snapshots[: workouts // 2]:  # half of them raise records, as first workouts do
         s.records.append(p.Record(type="max_weight", value=s.sets[-1].weight_kg or 0, previous=None,
@@ -63,7 +64,7 @@ async def store(database_url: str, workouts: int, clients: int, sets: int) -> di
         while not queue.empty():
             snapshot = queue.get_nowait()
             started = time.perf_counter()
-            await persist._store(pool, f"user-{random.randrange(10_000)}", snapshot, None)
+            await writer.store(persist.rows_of(f"user-{random.randrange(10_000)}", snapshot, None))
             latencies.append((time.perf_counter() - started) * 1000)
 
     started = time.perf_counter()
@@ -137,7 +138,7 @@ def main() -> None:
     sub = parser.add_subparsers(dest="what", required=True)
     s = sub.add_parser("store")
     s.add_argument("--workouts", type=int, default=20_000)
-    s.add_argument("--clients", type=int, default=8)
+    s.add_argument("--clients", type=int, default=64, help="workouts being completed at once")
     s.add_argument("--sets", type=int, default=20)
     r = sub.add_parser("read")
     r.add_argument("--users", type=int, default=10_000)

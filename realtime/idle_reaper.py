@@ -34,7 +34,7 @@ async def reap_once(runtime: Runtime, idle_s: int) -> int:
             try:
                 if set_count > 0:
                     payload = p.WorkoutComplete(workout_id=uuid.UUID(workout_id), notes=AUTO_NOTE)
-                    await persist.complete(runtime.live, runtime.db, user_id, payload, idle_since)
+                    await persist.complete(runtime.live, runtime.writer, user_id, payload, idle_since)
                 else:
                     await runtime.live.discard(user_id, workout_id, idle_since)
                 ended += 1

@@ -20,6 +20,7 @@ from .devices import Devices
 from .fanout import Fanout
 from .keys import Keys
 from .live_state import LiveState
+from .persist import Writer
 from .scheduler import TimerScheduler
 from .services import Runtime, Services
 
@@ -78,7 +79,8 @@ async def lifespan(
         timers = TimerScheduler(live, services.metrics)
         devices = Devices(redis, keys, settings.max_devices_per_user, on_dead=rooms.purge_dead)
         await devices.beat()
-        services.runtime = Runtime(redis=redis, db=pool, live=live, fanout=fanout, timers=timers, devices=devices)
+        services.runtime = Runtime(redis=redis, db=pool, live=live, fanout=fanout, timers=timers, devices=devices,
+                                   writer=Writer(pool))
         async with asyncio.TaskGroup() as group:
             tasks = [
                 group.create_task(_supervised("fanout", fanout.run), name="fanout"),

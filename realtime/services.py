@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from .devices import Devices
     from .fanout import Fanout
     from .live_state import LiveState
+    from .persist import Writer
     from .scheduler import TimerScheduler
 
 
@@ -32,6 +33,7 @@ class Runtime:
     fanout: Fanout
     timers: TimerScheduler
     devices: Devices
+    writer: Writer
 
 
 @dataclass

@@ -107,7 +107,7 @@ class WorkoutHandlers:
     async def complete(self, session: Session, payload: p.WorkoutComplete) -> msgspec.Raw:
         runtime = self.services.runtime
         room_id = await self._room_of(session, str(payload.workout_id))
-        ack = await persist.complete(runtime.live, runtime.db, session.user_id, payload)
+        ack = await persist.complete(runtime.live, runtime.writer, session.user_id, payload)
         await self._ended(session, room_id)
         return ack
 

@@ -125,7 +125,8 @@ async def test_killed_between_commit_and_retirement_a_retry_acks_without_duplica
     try:
         live = LiveState(redis, Keys(prefix), lambda u, e: asyncio.sleep(0, b"{}"), log_cap=1000)
         snapshot, notes = await live.complete_begin(uid, wid, None)
-        await persist._store(pool, uid, msgspec.json.decode(snapshot, type=p.WorkoutSnapshot), notes)
+        await persist.Writer(pool).store(
+            persist.rows_of(uid, msgspec.json.decode(snapshot, type=p.WorkoutSnapshot), notes))
     finally:
         await pool.close()
         await redis.aclose()
@@ -192,7 +193,7 @@ async def test_idle_workouts_are_completed_or_discarded(settings, server: str, d
         pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
         try:
             live = LiveState(redis, Keys(settings.redis_prefix), lambda u, e: asyncio.sleep(0, b"{}"), log_cap=1000)
-            runtime = type("R", (), {"live": live, "db": pool})()
+            runtime = type("R", (), {"live": live, "writer": persist.Writer(pool)})()
             assert await idle_reaper.reap_once(runtime, idle_s=1) == 2  # type: ignore[arg-type]
             assert await idle_reaper.reap_once(runtime, idle_s=1) == 0
         finally:
@@ -206,3 +207,30 @@ async def test_idle_workouts_are_completed_or_discarded(settings, server: str, d
         assert stored["notes"] == idle_reaper.AUTO_NOTE
     finally:
         await asyncio.gather(*(d.close() for d in devices.values()))
+
+
+async def test_the_writer_batches_dedupes_and_isolates_a_bad_workout(database_url: str) -> None:
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    try:
+        writer = persist.Writer(pool, writers=1)
+        uid = f"batch-{uuid.uuid4().hex[:6]}"
+
+        def snapshot(name: str | None = "ok") -> p.WorkoutSnapshot:
+            now = 1_790_000_000_000
+            return p.WorkoutSnapshot(
+                workout_id=new_id(), name=name, status="completing", started_at=now - 1000, paused_at=None,
+                ended_at=now, room_id=None, plan=None, seq=2, stats=p.Stats(1, 100.0, 1, None), rest=None,
+                records=[], sets=[p.SetRecord(new_id(), "bench", "normal", 20.0, 5, None, None, None, None, now)])
+
+        good = [snapshot() for _ in range(10)]
+        bad = snapshot(name="x" * 500)  # breaks a CHECK constraint of workouts.name
+        twice = snapshot()
+        jobs = [writer.store(persist.rows_of(uid, s, None)) for s in [*good, bad, twice, twice]]
+        results = await asyncio.gather(*jobs, return_exceptions=True)
+        assert results[:10] == [None] * 10 and results[11:] == [None, None]
+        assert isinstance(results[10], persist._NotStored)
+        stored = {str(r["id"]) for r in await rows(database_url, "SELECT id FROM workouts WHERE user_id = $1", uid)}
+        assert stored == {s.workout_id for s in [*good, twice]}
+        assert len(await rows(database_url, "SELECT 1 FROM workout_sets WHERE user_id = $1", uid)) == 11
+    finally:
+        await pool.close()

@@ -38,11 +38,11 @@ async def store(database_url: str, uid: str, completed_at: datetime, sets: list[
     conn = await asyncpg.connect(database_url)
     try:
         async with conn.transaction():
-            await db_workouts.store_completed(conn, (
-                uid, wid, "w", None, None, completed_at - timedelta(hours=1), completed_at, 3600,
-                sum(w * r for _, w, r in sets), len(sets), len({e for e, _, _ in sets}), None), [
-                (uuid.uuid4(), i, e, set_type, w, r, None, None, None, None,
-                 completed_at - timedelta(minutes=len(sets) - i))
+            done = int(completed_at.timestamp() * 1000)
+            await db_workouts.store_completed(conn, [(
+                uid, wid, "w", None, None, done - 3_600_000, done, 3600,
+                sum(w * r for _, w, r in sets), len(sets), len({e for e, _, _ in sets}), None)], [
+                (uid, wid, uuid.uuid4(), i, e, set_type, w, r, None, None, None, None, done - 60_000 * (len(sets) - i))
                 for i, (e, w, r) in enumerate(sets)], [])
             await rederive(conn, uid, sorted({e for e, _, _ in sets}))
     finally:
