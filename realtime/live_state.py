@@ -24,7 +24,8 @@ from .keys import SHARDS, Keys
 
 LUA_DIR = Path(__file__).parent / "lua"
 SCRIPTS = (
-    "workout_start", "workout_pause", "workout_resume", "workout_discard", "workout_snapshot", "workout_sync",
+    "workout_start", "workout_pause", "workout_resume", "workout_discard", "workout_snapshot", "workout_active",
+    "workout_sync",
     "workout_complete_begin", "workout_complete_finish", "workout_complete_abort",
     "set_complete", "set_update", "set_delete", "rest_start", "rest_adjust", "rest_skip", "timers_fire",
 )
@@ -121,23 +122,14 @@ class LiveState:
     async def snapshot(self, user_id: str, workout_id: str) -> msgspec.Raw:
         return _ack(await self._call("workout_snapshot", user_id, workout_id))
 
-    async def active_workout_id(self, user_id: str) -> str | None:
+    async def active_snapshot(self, user_id: str) -> msgspec.Raw | None:
+        """The user's live workout, or None: one round trip."""
         try:
-            live = await self.redis.get(self.keys.live(user_id))
+            reply = await self.scripts["workout_active"](
+                keys=[self.keys.live(user_id)], args=[user_id, "", now_ms(), "", self.log_cap])
         except RedisError as exc:
             raise AppError("unavailable", "live state is unreachable; retry") from exc
-        return live.decode() if live else None
-
-    async def active_snapshot(self, user_id: str) -> msgspec.Raw | None:
-        workout_id = await self.active_workout_id(user_id)
-        if workout_id is None:
-            return None
-        try:
-            return await self.snapshot(user_id, workout_id)
-        except AppError as exc:
-            if exc.code == "not_found":  # ended between the two reads
-                return None
-            raise
+        return msgspec.Raw(reply[1]) if reply[0] == b"ok" else None
 
     async def sync(self, user_id: str, workout_id: str, since_seq: int) -> msgspec.Raw:
         reply = await self._call("workout_sync", user_id, workout_id, since_seq)
