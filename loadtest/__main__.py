@@ -3,6 +3,7 @@
     python -m loadtest --users 1000 --rate 300 --rest 2 --duration 60            # liveset, 1 process
     python -m loadtest --users 1000 --rate 300 --compare node                    # + the Node peer, same run
     python -m loadtest --users 1000 --timers-only --duration 30                  # rest-timer lateness
+    python -m loadtest --users 5000 --idle --duration 10 --compare node          # memory per idle connection
     python -m loadtest --target http://127.0.0.1:8000 --secret ... --users 100   # a running server
 
 Servers it starts are pinned to --server-cpus, Valkey and Postgres to
@@ -230,6 +231,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=30.0, help="seconds of load after everyone connected")
     parser.add_argument("--connect-rate", type=float, default=500, help="new connections per second")
     parser.add_argument("--timers-only", action="store_true", help="no sets: each user chains 2-5 s rest timers")
+    parser.add_argument("--idle", action="store_true", help="connect, hold the connections, send nothing")
     parser.add_argument("--processes", type=int, default=1, help="liveset web processes to start")
     parser.add_argument("--compare", choices=["node"], help="run the same load against the Node peer too")
     parser.add_argument("--target", help="a running server's URL instead of starting one")
@@ -245,7 +247,7 @@ def main() -> None:
     def config(label: str, url: str) -> Config:
         return Config(url=url, secret=args.secret, users=args.users, devices=args.devices, rate=args.rate,
                       rest_s=args.rest, duration_s=args.duration, connect_rate=args.connect_rate,
-                      timers_only=args.timers_only, label=label, run_id=uuid.uuid4().hex[:8])
+                      timers_only=args.timers_only, label=label, run_id=uuid.uuid4().hex[:8], idle=args.idle)
 
     client_cpus = _cpus(args.client_cpus)
     results = []

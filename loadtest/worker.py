@@ -32,6 +32,7 @@ class Config:
     timers_only: bool
     label: str
     run_id: str
+    idle: bool = False  # connect and hold, nothing else (memory per idle connection)
 
 
 @dataclass
@@ -139,6 +140,9 @@ class User:
                 self.offset_ns = ack["data"]["server_time"] * 1_000_000 - (before + after) // 2
 
     async def run(self, first_slot: float, period: float, deadline: float) -> None:
+        if self.cfg.idle:
+            await asyncio.sleep(max(0.0, deadline - time.monotonic()))
+            return
         # Users arrive spread over one period, as they would, not all in one instant.
         await asyncio.sleep(max(0.0, first_slot - period - time.monotonic()))
         await self.sync_clock()
@@ -178,6 +182,8 @@ class User:
     async def finish(self) -> None:
         # The reference peer has no discard; an error ack there is expected and not counted.
         try:
+            if self.cfg.idle:
+                raise ConnectionError  # no workout to discard
             await self.devices[0].client.call("workout:discard", {"workout_id": self.workout_id}, timeout=10)
         except (TimeoutError, ConnectionError):
             pass
