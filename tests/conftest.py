@@ -21,6 +21,7 @@ from db.migrate import migrate_url
 from realtime.embedded import EmbeddedPostgres, EmbeddedRedis
 from realtime.settings import Settings
 
+from .clients import Device, token
 from .servers import TEST_SECRET, ServerProcess, in_process
 
 TEMPLATE_DB = "liveset_template"
@@ -111,6 +112,19 @@ async def server(settings: Settings) -> AsyncIterator[str]:
     """The real app under uvicorn in this process; its base URL."""
     async with in_process(settings) as url:
         yield url
+
+
+@pytest.fixture
+async def user(server: str) -> AsyncIterator[tuple[str, Device, Device]]:
+    """A user with two devices (phone, watch) connected to the server."""
+    uid = f"user-{uuid.uuid4().hex[:8]}"
+    phone = await Device().connect(server, {"token": token(uid), "device_id": "phone"})
+    watch = await Device().connect(server, {"token": token(uid), "device_id": "watch"})
+    await phone.wait_for("session:ready")
+    await watch.wait_for("session:ready")
+    yield uid, phone, watch
+    await phone.close()
+    await watch.close()
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from realtime.live_state import LiveState
 from .clients import Device, check, error, ok, token
 from .conftest import make_settings
 from .servers import in_process
-from .test_live_workout import new_id, user  # noqa: F401  (fixture)
+from .test_live_workout import new_id
 
 
 async def rows(database_url: str, sql: str, *args) -> list:

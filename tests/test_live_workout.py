@@ -5,28 +5,12 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
-
-import pytest
 
 from .clients import Device, check, error, ok, token
 
 
 def new_id() -> str:
     return str(uuid.uuid4())
-
-
-@pytest.fixture
-async def user(server: str) -> AsyncIterator[tuple[str, Device, Device]]:
-    """A user with two devices (phone, watch) connected to the server."""
-    uid = f"user-{uuid.uuid4().hex[:8]}"
-    phone = await Device().connect(server, {"token": token(uid), "device_id": "phone"})
-    watch = await Device().connect(server, {"token": token(uid), "device_id": "watch"})
-    await phone.wait_for("session:ready")
-    await watch.wait_for("session:ready")
-    yield uid, phone, watch
-    await phone.close()
-    await watch.close()
 
 
 async def test_start_reaches_every_device_with_seq_1(user) -> None:

@@ -11,7 +11,7 @@ import asyncpg
 from realtime.records import weight_key
 
 from .clients import check, ok
-from .test_live_workout import new_id, user  # noqa: F401  (fixture)
+from .test_live_workout import new_id
 
 
 def records_of(ack: dict) -> dict[str, tuple]:

@@ -6,7 +6,7 @@ import asyncio
 import time
 
 from .clients import Device, check, error, ok, token
-from .test_live_workout import new_id, user  # noqa: F401  (fixture)
+from .test_live_workout import new_id
 
 
 async def start_workout(device) -> str:
