@@ -28,6 +28,7 @@ from typing import Any
 
 import psutil
 
+from .chart import draw
 from .stack import SECRET, Stack
 from .worker import Config, Samples
 from .worker import main as worker_main
@@ -272,9 +273,11 @@ def main() -> None:
     out = RESULTS / f"{name}-{stamp}.json"
     out.write_text(json.dumps({"command": " ".join(["python -m loadtest", *sys.argv[1:]]), "results": results},
                               indent=1))
+    chart = draw(results, out.with_suffix(".png"))
     print()
     print(table(results))
-    print(f"\nresults: {out}")
+    print(f"\nchart: {chart}")
+    print(f"results: {out}")
 
 
 if __name__ == "__main__":

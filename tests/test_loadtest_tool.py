@@ -19,10 +19,13 @@ def test_a_small_run_measures_sync_acks_and_timers() -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     path = Path(result.stdout.strip().splitlines()[-1].removeprefix("results: "))
+    chart = Path(result.stdout.strip().splitlines()[-2].removeprefix("chart: "))
     try:
         (run,) = json.loads(path.read_text())["results"]
+        assert chart.read_bytes().startswith(b"\x89PNG")  # the chart was drawn
     finally:
         path.unlink()
+        chart.unlink(missing_ok=True)
     assert run["connected"] == 40
     assert run["errors"] == {} and run["gaps"] == 0 and run["duplicates"] == 0
     assert run["sets_sent"] >= 40
