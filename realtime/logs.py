@@ -47,17 +47,34 @@ class TextFormatter(logging.Formatter):
         return line
 
 
+class _NoPerConnectionLines(logging.Filter):
+    """uvicorn logs every websocket's accept, open and close at INFO: thousands of lines
+    (and their encoding cost) per reconnect storm, with nothing to act on. /metrics counts them."""
+
+    _DROP = ("connection open", "connection closed")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg in self._DROP:
+            return False
+        return not (isinstance(record.msg, str) and '"WebSocket %s"' in record.msg)
+
+
 def configure(level: str, fmt: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # uvicorn installs its own handlers before the app factory runs; route them through ours.
+    # uvicorn installs its own handlers and levels before the app factory runs; route
+    # its loggers through ours, at our level.
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logger = logging.getLogger(name)
         logger.handlers.clear()
         logger.propagate = True
+        logger.setLevel(level)
+    error_log = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, _NoPerConnectionLines) for f in error_log.filters):
+        error_log.addFilter(_NoPerConnectionLines())
     # Engine.IO/Socket.IO log every packet at INFO; only their warnings are worth a line.
     for name in ("engineio.server", "socketio.server"):
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))

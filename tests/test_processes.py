@@ -25,7 +25,16 @@ async def test_web_process_serves_sockets_and_rest(spawn) -> None:
     entries = [json.loads(line) for line in web.log().splitlines() if line.strip()]  # JSON lines, nothing else
     assert all({"ts", "level", "logger", "msg"} <= entry.keys() for entry in entries)
     assert [e["msg"] for e in entries if e["logger"] == "liveset"] == ["liveset started", "liveset stopped"]
+    assert not [e for e in entries if e["msg"] in ("connection open", "connection closed")]  # no per-socket lines
     assert secret_token not in web.log()
+
+
+async def test_log_level_applies_to_uvicorn_too(spawn) -> None:
+    web = await spawn(LOG_LEVEL="WARNING")
+    async with httpx.AsyncClient() as http:
+        assert (await http.get(f"{web.url}/healthz")).status_code == 200
+    web.stop()
+    assert [json.loads(line) for line in web.log().splitlines() if line.strip()] == []  # nothing at INFO
 
 
 async def test_web_process_dies_on_kill_9(spawn) -> None:
