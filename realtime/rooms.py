@@ -26,7 +26,7 @@ from . import protocol as p
 from .errors import AppError
 from .fanout import KICK, group_room
 from .namespace import Handler, Session
-from .services import Services
+from .services import Runtime, Services
 
 log = logging.getLogger("liveset.rooms")
 
@@ -36,11 +36,32 @@ GUESS_WINDOW_S = 600
 _PRESENCE = (Path(__file__).parent / "lua" / "presence_change.lua").read_text()
 
 
+_scripts: dict[int, Any] = {}  # the presence script, registered once per Redis client
+
+
+async def change_presence(runtime: Runtime, room_id: str, mode: str, target: str = "", value: str = "") -> bytes:
+    """Run lua/presence_change.lua; returns the presence after the change as JSON.
+
+    Mode 'purge' changes nothing but dead processes' devices: it is also how the
+    current presence is read."""
+    script = _scripts.get(id(runtime.redis))
+    if script is None:
+        script = _scripts[id(runtime.redis)] = runtime.redis.register_script(_PRESENCE)
+    keys = runtime.live.keys
+    try:
+        return await script(  # type: ignore[no-any-return]
+            keys=keys.room_presence(room_id),
+            args=[room_id, keys.room_channel(room_id), mode, target, value, *runtime.devices.dead],
+        )
+    except RedisError as exc:
+        raise AppError("unavailable", "live state is unreachable; retry") from exc
+
+
 def new_invite_code() -> str:
     return secrets.token_urlsafe(INVITE_BYTES)
 
 
-def _room(row: Any) -> p.Room:
+def room_of(row: Any) -> p.Room:
     return p.Room(room_id=str(row["id"]), name=row["name"], invite_code=row["invite_code"], owner_id=row["owner_id"])
 
 
@@ -48,7 +69,6 @@ class RoomHandlers:
     def __init__(self, services: Services, sessions: dict[str, Session]) -> None:
         self.services = services
         self.sessions = sessions
-        self._presence: Any = None
 
     def table(self) -> dict[str, Handler]:
         return {
@@ -62,17 +82,7 @@ class RoomHandlers:
     # ---- presence -----------------------------------------------------------
 
     async def presence_change(self, room_id: str, mode: str, target: str = "", value: str = "") -> bytes:
-        runtime = self.services.runtime
-        if self._presence is None:
-            self._presence = runtime.redis.register_script(_PRESENCE)
-        keys = runtime.live.keys
-        try:
-            return await self._presence(  # type: ignore[no-any-return]
-                keys=keys.room_presence(room_id),
-                args=[room_id, keys.room_channel(room_id), mode, target, value, *runtime.devices.dead],
-            )
-        except RedisError as exc:
-            raise AppError("unavailable", "live state is unreachable; retry") from exc
+        return await change_presence(self.services.runtime, room_id, mode, target, value)
 
     def _entry(self, session: Session) -> str:
         return f"{self.services.runtime.devices.process}|{session.sid}"
@@ -134,7 +144,7 @@ class RoomHandlers:
                                         self.services.settings.max_room_members)
         except (PostgresError, OSError) as exc:
             raise AppError("unavailable", "rooms are unreachable; retry") from exc
-        room = _room(row)
+        room = room_of(row)
         presence = await self._enter(session, room.room_id)
         return _joined(room, presence)
 
@@ -166,7 +176,7 @@ class RoomHandlers:
                     raise AppError("not_found", "no such room")
         except (PostgresError, OSError) as exc:
             raise AppError("unavailable", "rooms are unreachable; retry") from exc
-        room = _room(row)
+        room = room_of(row)
         return _joined(room, await self._enter(session, room.room_id))
 
     async def leave(self, session: Session, payload: p.RoomRef) -> p.RoomLeft:

@@ -2,28 +2,24 @@
 
 from __future__ import annotations
 
-from collections import Counter
-
+import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
 from db import rooms as db_rooms
 from realtime.errors import AppError
-from realtime.protocol import PresenceEntry, Room
+from realtime.protocol import PresenceEntry
+from realtime.rooms import change_presence, room_of
 
 from . import params
 from .auth import user_id
 from .schemas import RoomDetail, RoomList
 
 
-def _room(row) -> Room:  # type: ignore[no-untyped-def]
-    return Room(room_id=str(row["id"]), name=row["name"], invite_code=row["invite_code"], owner_id=row["owner_id"])
-
-
 async def list_rooms(request: Request) -> Response:
     uid = user_id(request)
     rows = await db_rooms.of_user(request.app.state.services.runtime.db, uid)
-    return params.json_response(RoomList(data=[_room(r) for r in rows]))
+    return params.json_response(RoomList(data=[room_of(r) for r in rows]))
 
 
 async def get_room(request: Request) -> Response:
@@ -33,12 +29,6 @@ async def get_room(request: Request) -> Response:
     row = await db_rooms.by_id(runtime.db, room_id)
     if row is None or not await db_rooms.is_member(runtime.db, room_id, uid):
         raise AppError("not_found", "no such room")
-    presence_key, workouts_key = runtime.live.keys.room_presence(str(room_id))
-    entries = await runtime.redis.hgetall(presence_key)
-    workouts = await runtime.redis.hgetall(workouts_key)
-    dead = set(runtime.devices.dead)
-    counts = Counter(user.decode() for entry, user in entries.items() if entry.decode().split("|")[0] not in dead)
-    presence = [PresenceEntry(user_id=u, device_count=n, workout_id=(workouts.get(u.encode()) or b"").decode() or None)
-                for u, n in counts.items()]
+    presence = msgspec.json.decode(await change_presence(runtime, str(room_id), "purge"), type=list[PresenceEntry])
     members = await db_rooms.members(runtime.db, room_id)
-    return params.json_response(RoomDetail(room=_room(row), members=members, presence=presence))
+    return params.json_response(RoomDetail(room=room_of(row), members=members, presence=presence))

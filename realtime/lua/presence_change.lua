@@ -11,30 +11,36 @@ local room, channel, mode, target = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local dead = {}
 for i = 6, #ARGV do dead[ARGV[i]] = true end
 
-local function counts()
-  local out, order = {}, {}
-  local entries = redis.call('HGETALL', KEYS[1])
-  for i = 1, #entries, 2 do
-    local user = entries[i + 1]
-    if out[user] == nil then out[user] = 0; table.insert(order, user) end
-    out[user] = out[user] + 1
+-- One read of the hash gives the counts before the change and, as entries are
+-- dropped or added, after it.
+local before, after, order, kept = {}, {}, {}, {}
+local function count(into, user)
+  if into[user] == nil then
+    into[user] = 0
+    if into == after then table.insert(order, user) end
   end
-  return out, order
+  into[user] = into[user] + 1
 end
-
-local before = counts()
 local entries = redis.call('HGETALL', KEYS[1])
 for i = 1, #entries, 2 do
-  local process = string.match(entries[i], '^([^|]+)|')
-  local drop = dead[process] or (mode == 'leave' and entries[i] == target)
-    or (mode == 'leave_user' and entries[i + 1] == target)
-  if drop then redis.call('HDEL', KEYS[1], entries[i]) end
+  local field, user = entries[i], entries[i + 1]
+  count(before, user)
+  local process = string.match(field, '^([^|]+)|')
+  local drop = dead[process] or (mode == 'leave' and field == target) or (mode == 'leave_user' and user == target)
+  if drop then
+    redis.call('HDEL', KEYS[1], field)
+  else
+    kept[field] = true
+    count(after, user)
+  end
 end
-if mode == 'join' then redis.call('HSET', KEYS[1], target, ARGV[5]) end
+if mode == 'join' then
+  redis.call('HSET', KEYS[1], target, ARGV[5])
+  if not kept[target] then count(after, ARGV[5]) end
+end
 if mode == 'workout' then
   if ARGV[5] == '' then redis.call('HDEL', KEYS[2], target) else redis.call('HSET', KEYS[2], target, ARGV[5]) end
 end
-local after, order = counts()
 
 local function entry(user, n)
   local workout = redis.call('HGET', KEYS[2], user)
