@@ -18,6 +18,7 @@ from . import protocol as p
 from .errors import AppError
 from .keys import SHARDS
 from .live_state import now_ms
+from .rooms import workout_ended
 from .services import Runtime
 
 log = logging.getLogger("liveset.idle")
@@ -34,9 +35,10 @@ async def reap_once(runtime: Runtime, idle_s: int) -> int:
             try:
                 if set_count > 0:
                     payload = p.WorkoutComplete(workout_id=uuid.UUID(workout_id), notes=AUTO_NOTE)
-                    await persist.complete(runtime.live, runtime.writer, user_id, payload, idle_since)
+                    _, room_id = await persist.complete(runtime.live, runtime.writer, user_id, payload, idle_since)
                 else:
-                    await runtime.live.discard(user_id, workout_id, idle_since)
+                    _, room_id = await runtime.live.discard(user_id, workout_id, idle_since)
+                await workout_ended(runtime, user_id, room_id)
                 ended += 1
             except AppError as exc:
                 log.info("idle workout not ended", extra={"workout_id": workout_id, "reason": exc.message})

@@ -87,9 +87,15 @@ class LiveState:
     async def resume(self, user_id: str, workout_id: str) -> msgspec.Raw:
         return await self._change("workout_resume", user_id, workout_id)
 
-    async def discard(self, user_id: str, workout_id: str, idle_since: int | None = None) -> msgspec.Raw:
+    async def discard(
+        self, user_id: str, workout_id: str, idle_since: int | None = None
+    ) -> tuple[msgspec.Raw, str | None]:
+        """The ack, and the room the workout was started in when this call ended it."""
         guard = () if idle_since is None else (idle_since,)
-        return await self._change("workout_discard", user_id, workout_id, ENDED_KEEP_S, *guard)
+        reply = await self._call("workout_discard", user_id, workout_id, ENDED_KEEP_S, *guard)
+        ack = _ack(reply)
+        room = msgspec.json.decode(reply[2]) if len(reply) > 2 else None
+        return ack, room
 
     async def idle_workouts(self, shard: int, idle_since: int) -> list[tuple[str, str, int]]:
         """(user_id, workout_id, set_count) of the shard's open workouts idle since `idle_since`."""

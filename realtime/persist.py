@@ -150,11 +150,12 @@ class Writer:
 
 async def complete(
     live: LiveState, writer: Writer, user_id: str, payload: p.WorkoutComplete, idle_since: int | None = None
-) -> msgspec.Raw:
+) -> tuple[msgspec.Raw, str | None]:
+    """The ack, and the room the workout was started in when this call stored it."""
     wid = str(payload.workout_id)
     begun = await live.complete_begin(user_id, wid, payload.notes, idle_since)
     if isinstance(begun, msgspec.Raw):
-        return begun  # completed before: the same ack
+        return begun, None  # completed before: the same ack
     snapshot_json, notes = begun
     snapshot = msgspec.json.decode(snapshot_json, type=p.WorkoutSnapshot)
     try:
@@ -166,4 +167,5 @@ async def complete(
     except _DB_ERRORS as exc:
         log.warning("storing a completed workout had an unknown outcome", extra={"error": str(exc)})
         raise AppError("unavailable", "could not confirm the workout was stored; retry") from None
-    return await live.complete_finish(user_id, wid, len({s.exercise_id for s in snapshot.sets}))
+    ack = await live.complete_finish(user_id, wid, len({s.exercise_id for s in snapshot.sets}))
+    return ack, snapshot.room_id

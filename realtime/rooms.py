@@ -57,6 +57,12 @@ async def change_presence(runtime: Runtime, room_id: str, mode: str, target: str
         raise AppError("unavailable", "live state is unreachable; retry") from exc
 
 
+async def workout_ended(runtime: Runtime, user_id: str, room_id: str | None) -> None:
+    """A workout started in a room ended: the user's presence there no longer names it."""
+    if room_id is not None:
+        await change_presence(runtime, room_id, "workout", user_id, "")
+
+
 def new_invite_code() -> str:
     return secrets.token_urlsafe(INVITE_BYTES)
 

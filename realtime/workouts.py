@@ -22,6 +22,7 @@ from .errors import AppError
 from .live_state import now_ms
 from .namespace import Handler, Session
 from .records import baseline_json
+from .rooms import workout_ended
 from .services import Services
 
 if TYPE_CHECKING:
@@ -31,10 +32,6 @@ log = logging.getLogger("liveset.workouts")
 
 # A device's clock may run a little ahead of ours; a set logged further ahead is a bug.
 FUTURE_TOLERANCE_MS = 5 * 60 * 1000
-
-
-class _RoomOf(msgspec.Struct):
-    room_id: str | None
 
 
 class _EndsAt(msgspec.Struct):
@@ -86,18 +83,6 @@ class WorkoutHandlers:
             await self.rooms.set_workout(session.user_id, str(payload.room_id), str(payload.workout_id))
         return ack
 
-    async def _room_of(self, session: Session, workout_id: str) -> str | None:
-        """The room a live workout was started in, read before it ends (for presence)."""
-        try:
-            snapshot = await self.services.runtime.live.snapshot(session.user_id, workout_id)
-        except AppError:
-            return None
-        return msgspec.json.decode(snapshot, type=_RoomOf).room_id
-
-    async def _ended(self, session: Session, room_id: str | None) -> None:
-        if room_id is not None:
-            await self.rooms.set_workout(session.user_id, room_id, "")
-
     async def pause(self, session: Session, payload: p.WorkoutRef) -> msgspec.Raw:
         return await self.services.runtime.live.pause(session.user_id, str(payload.workout_id))
 
@@ -106,15 +91,14 @@ class WorkoutHandlers:
 
     async def complete(self, session: Session, payload: p.WorkoutComplete) -> msgspec.Raw:
         runtime = self.services.runtime
-        room_id = await self._room_of(session, str(payload.workout_id))
-        ack = await persist.complete(runtime.live, runtime.writer, session.user_id, payload)
-        await self._ended(session, room_id)
+        ack, room_id = await persist.complete(runtime.live, runtime.writer, session.user_id, payload)
+        await workout_ended(runtime, session.user_id, room_id)
         return ack
 
     async def discard(self, session: Session, payload: p.WorkoutRef) -> msgspec.Raw:
-        room_id = await self._room_of(session, str(payload.workout_id))
-        ack = await self.services.runtime.live.discard(session.user_id, str(payload.workout_id))
-        await self._ended(session, room_id)
+        runtime = self.services.runtime
+        ack, room_id = await runtime.live.discard(session.user_id, str(payload.workout_id))
+        await workout_ended(runtime, session.user_id, room_id)
         return ack
 
     async def sync(self, session: Session, payload: p.WorkoutSync) -> msgspec.Raw:
