@@ -1,16 +1,18 @@
 """Benchmarks of the Postgres side: storing completed workouts, and reading history back.
 
-    python -m loadtest.storage store --workouts 20000 --clients 64
-        completed workouts (20 sets each) stored per second: the one transaction of
-        workout:complete (realtime/persist.py: workout, sets by COPY, records), run by
-        several clients at once on the embedded PostgreSQL.
+    python -m loadtest.storage store --workouts 30000 --clients 64 [--pin]
+        completed workouts (20 sets each) stored per second: the one statement of
+        workout:complete (realtime/persist.py: Writer; the workout, its sets and its
+        records), run by several clients at once on the embedded PostgreSQL.
+        The writer and PostgreSQL share the machine's cores as a deployment on it
+        would; --pin confines the writer to core 0 and PostgreSQL to core 1.
 
     python -m loadtest.storage read --users 10000 --sets 1000000 --seconds 20 --clients 2
         p50/p99 of GET /api/v1/workouts and GET /api/v1/exercises/{id}/history through a
         liveset process, over a database seeded with that many sets.
 
-PostgreSQL runs with fsync on here (durable, as in production); the servers are
-pinned like the socket benchmarks: liveset on core 0, PostgreSQL on core 1.
+PostgreSQL runs with fsync on here (durable, as in production). `read` pins the
+servers like the socket benchmarks: liveset on core 0, PostgreSQL on core 1.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import asyncio
 import json
 import os
 import random
+import sys
 import time
 import uuid
 
@@ -140,15 +143,18 @@ def main() -> None:
     s.add_argument("--workouts", type=int, default=20_000)
     s.add_argument("--clients", type=int, default=64, help="workouts being completed at once")
     s.add_argument("--sets", type=int, default=20)
+    s.add_argument("--pin", action="store_true", help="the writer on core 0, PostgreSQL on core 1 only")
     r = sub.add_parser("read")
     r.add_argument("--users", type=int, default=10_000)
     r.add_argument("--sets", type=int, default=1_000_000)
     r.add_argument("--seconds", type=float, default=20)
     r.add_argument("--clients", type=int, default=2, help="concurrent requests (closed loop)")
     args = parser.parse_args()
-    with Stack(cpus=[0], backend_cpus=[1], durable=not os.environ.get("BENCH_NO_FSYNC")) as stack:
+    pinned = args.what == "read" or args.pin
+    with Stack(cpus=[0], backend_cpus=[1] if pinned else None, durable=not os.environ.get("BENCH_NO_FSYNC")) as stack:
         if args.what == "store":
-            os.sched_setaffinity(0, [0])  # the clients on core 0, PostgreSQL on core 1
+            if pinned:
+                os.sched_setaffinity(0, [0])
             result = asyncio.run(store(stack.database_url, args.workouts, args.clients, args.sets))
         else:
             (url, _), = stack.liveset(1)
@@ -156,7 +162,8 @@ def main() -> None:
             result = asyncio.run(read(url, stack.database_url, args.users, args.sets, args.seconds, args.clients))
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"storage-{args.what}-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    out.write_text(json.dumps({"command": f"python -m loadtest.storage {args.what} ...", "result": result}, indent=1))
+    command = "python -m loadtest.storage " + " ".join(sys.argv[1:])
+    out.write_text(json.dumps({"command": command, "result": result}, indent=1))
     print(json.dumps(result, indent=1))
     print(f"results: {out}")
 

@@ -28,6 +28,7 @@ SCRIPTS = (
     "workout_sync",
     "workout_complete_begin", "workout_complete_finish", "workout_complete_abort",
     "set_complete", "set_update", "set_delete", "rest_start", "rest_adjust", "rest_skip", "timers_fire",
+    "records_rebase",
 )
 TIMERS_PER_CALL = 500
 ENDED_KEEP_S = 24 * 3600  # an ended workout's keys outlive it a day: retries and late syncs find it
@@ -136,6 +137,18 @@ class LiveState:
         except RedisError as exc:
             raise AppError("unavailable", "live state is unreachable; retry") from exc
         return msgspec.Raw(reply[1]) if reply[0] == b"ok" else None
+
+    async def rebase(self, user_id: str, baselines: dict[str, bytes]) -> None:
+        """The user's standing records changed (a completed workout was deleted): the live
+        workout, if any, walks those exercises again from `baselines` (records.baseline_json)."""
+        if not baselines:
+            return
+        try:
+            await self.scripts["records_rebase"](
+                keys=[self.keys.live(user_id)],
+                args=[user_id, "", now_ms(), "", self.log_cap, *(x for pair in baselines.items() for x in pair)])
+        except RedisError as exc:
+            raise AppError("unavailable", "live state is unreachable; retry") from exc
 
     async def sync(self, user_id: str, workout_id: str, since_seq: int) -> msgspec.Raw:
         reply = await self._call("workout_sync", user_id, workout_id, since_seq)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -12,11 +13,14 @@ from starlette.responses import Response
 from db import records as db_records
 from db import workouts as db_workouts
 from realtime.errors import AppError
+from realtime.records import baseline_json
 from realtime.services import Services
 
 from . import params
 from .auth import user_id
 from .schemas import SetItem, WorkoutDetail, WorkoutItem, WorkoutPage
+
+log = logging.getLogger("liveset.rest")
 
 
 def ms(at: datetime) -> int:
@@ -70,11 +74,18 @@ async def delete_workout(request: Request) -> Response:
     """Delete a completed workout and re-derive the records it had set from what remains."""
     uid = user_id(request)
     wid: UUID = params.path_uuid(request, "workout_id")
-    async with request.app.state.services.runtime.db.acquire() as conn, conn.transaction():
+    runtime = request.app.state.services.runtime
+    async with runtime.db.acquire() as conn, conn.transaction():
         exercises = await db_workouts.delete(conn, uid, wid)
         if exercises is None:
             raise AppError("not_found", "no such workout")
         await db_records.rederive(conn, uid, exercises)
+        baselines = {e: baseline_json(await db_records.for_exercise(conn, uid, e)) for e in exercises}
+    try:
+        await runtime.live.rebase(uid, baselines)
+    except AppError:
+        # The delete is committed; failing it now would only make a retry see 404.
+        log.warning("a live workout kept its records from before a delete", extra={"user_id": uid})
     return Response(status_code=204)
 
 

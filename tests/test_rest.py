@@ -117,6 +117,30 @@ async def test_deleting_a_workout_restores_the_records_it_beat(http, database_ur
     problem_of(await http.get(f"/api/v1/workouts/{later}", headers=bearer(uid)), 404, "not_found")
 
 
+async def test_deleting_a_workout_during_a_live_one_rejudges_its_sets(http, server: str, database_url: str) -> None:
+    uid = f"rejudge-{uuid.uuid4().hex[:6]}"
+    heavy = await store(database_url, uid, datetime(2026, 3, 1, tzinfo=UTC), [("bench", 120, 5)])
+    device = await Device().connect(server, {"token": token(uid), "device_id": "phone"})
+    try:
+        await device.wait_for("session:ready")
+        wid = new_id()
+        await ok(device, "workout:start", {"workout_id": wid})
+        sid = new_id()
+        ack = await ok(device, "set:complete", {"workout_id": wid, "set_id": sid, "exercise_id": "bench",
+                                                "weight_kg": 100, "reps": 5})
+        assert "max_weight" not in {r["type"] for r in ack["records"]}  # 120 stands
+        assert (await http.delete(f"/api/v1/workouts/{heavy}", headers=bearer(uid))).status_code == 204
+        live = (await http.get("/api/v1/workouts/active", headers=bearer(uid))).json()
+        assert {(r["type"], r["value"], r["previous"], r["set_id"]) for r in live["records"]} >= {
+            ("max_weight", 100, None, sid)}
+        done = await ok(device, "workout:complete", {"workout_id": wid})
+        assert ("max_weight", 100) in {(r["type"], r["value"]) for r in done["summary"]["prs"]}
+    finally:
+        await device.close()
+    standing = (await http.get("/api/v1/exercises/bench/records", headers=bearer(uid))).json()["data"]
+    assert {(r["type"], r["value"], r["workout_id"]) for r in standing} >= {("max_weight", 100, wid)}
+
+
 async def test_warmups_never_hold_records(http, database_url: str) -> None:
     uid = f"warm-{uuid.uuid4().hex[:6]}"
     await store(database_url, uid, datetime(2026, 3, 1, tzinfo=UTC), [("press", 60, 5)], set_type="warmup")
