@@ -66,6 +66,8 @@ def _run(settings: Settings, on_started: Callable[[], None] = lambda: None) -> N
         log_config=None,
         access_log=False,
         lifespan="on",
+        # A client that never answers the close handshake must not hold a stop forever.
+        timeout_graceful_shutdown=10,
     )
     _Server(config, on_started).run()
 

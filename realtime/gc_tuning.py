@@ -1,34 +1,45 @@
 """Garbage collection for a process that holds thousands of long-lived objects.
 
-Every connection keeps hundreds of objects alive for as long as a workout
-lasts. CPython's full (oldest-generation) collection scans all of them: with
-2,000 connections that is a 100-300 ms stop of the event loop, triggered by
-allocation counts, several times a minute under load (measured with
-`python -m loadtest --users 1000 --rate 300`; see docs/performance.md). Young
-collections stay as they are — they are cheap and free most cyclic garbage.
-Full collections are taken off the allocation-driven schedule and run by a
-background loop every FULL_COLLECT_S instead: the same work, at a known rate,
-not in bursts while a workout is logging sets. Objects made during start-up are
-frozen (never scanned again). Every collection's pause goes to /metrics.
+CPython starts a young collection when allocations minus deallocations of
+container objects pass a threshold. A server in steady state frees about as many
+old objects as it makes new ones (each websocket's pending read, a workout's
+previous state), so that count hardly moves while the young generation fills
+with objects that outlive it: measured at 2,000 connections and 300 sets/s, a
+young collection found 12,000-30,000 objects and stopped the event loop for
+30-85 ms, a middle one 100 ms, and full ones 64-294 ms, several times a minute
+(`python -m loadtest --users 1000 --rate 300`, docs/performance.md).
+
+The server makes little cyclic garbage (a few hundred objects per second; the
+rest is freed by reference counting), so automatic collection is off and a
+background loop runs a full collection every FULL_COLLECT_S, or sooner once
+GROWTH_LIMIT more container objects exist than after the last one (a reconnect
+storm leaves its closed connections' cycles behind): one known pause instead of
+a stall every few seconds. Objects made during start-up are frozen
+(never scanned again). Every collection's pause goes to /metrics.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from .metrics import Metrics
 
 FULL_COLLECT_S = 600
-_NEVER = 1_000_000_000
+GROWTH_LIMIT = 500_000
+CHECK_S = 5
 
 
-def tune(metrics: Metrics) -> None:
+@contextlib.contextmanager
+def tuned(metrics: Metrics) -> Iterator[None]:
+    """GC as described above while the server runs; as it was once it stops (tests run
+    the server inside their own process)."""
     gc.freeze()
-    young, middle, _ = gc.get_threshold()
-    gc.set_threshold(young, middle, _NEVER)
+    gc.disable()
     started = [0.0]
 
     def observe(phase: str, info: dict[str, Any]) -> None:
@@ -37,11 +48,21 @@ def tune(metrics: Metrics) -> None:
         else:
             metrics.gc_pause.labels(str(info["generation"])).observe(time.perf_counter() - started[0])
 
-    if not any(getattr(cb, "__qualname__", "") == observe.__qualname__ for cb in gc.callbacks):
-        gc.callbacks.append(observe)
+    gc.callbacks.append(observe)
+    try:
+        yield
+    finally:
+        gc.callbacks.remove(observe)
+        gc.unfreeze()
+        gc.enable()
 
 
 async def run_full_collections() -> None:
+    last = time.monotonic()
     while True:
-        await asyncio.sleep(FULL_COLLECT_S)
-        gc.collect()
+        await asyncio.sleep(CHECK_S)
+        # While collection is off, the young count is container allocations minus
+        # deallocations since the last collection: the growth of what could be garbage.
+        if time.monotonic() - last >= FULL_COLLECT_S or gc.get_count()[0] >= GROWTH_LIMIT:
+            gc.collect()
+            last = time.monotonic()

@@ -92,13 +92,13 @@ async def lifespan(
                 ),
                 group.create_task(_supervised("gc", gc_tuning.run_full_collections), name="gc"),
             ]
-            gc_tuning.tune(services.metrics)
-            log.info("liveset started", extra={"pid": os.getpid()})
-            try:
-                yield
-            finally:
-                for task in tasks:
-                    task.cancel()
+            with gc_tuning.tuned(services.metrics):
+                log.info("liveset started", extra={"pid": os.getpid()})
+                try:
+                    yield
+                finally:
+                    for task in tasks:
+                        task.cancel()
     finally:
         if pool is not None:
             await pool.close()
