@@ -4,6 +4,8 @@
     python -m loadtest --users 1000 --rate 300 --compare node                    # + the Node peer, same run
     python -m loadtest --users 1000 --timers-only --duration 30                  # rest-timer lateness
     python -m loadtest --users 5000 --idle --duration 10 --compare node          # memory per idle connection
+    python -m loadtest --users 2500 --rate 100 --storm 1.0 --storm-at 10         # reconnect storm, resync
+    python -m loadtest --users 1000 --rate 300 --processes 2 --kill-at 10        # kill -9 of one process
     python -m loadtest --target http://127.0.0.1:8000 --secret ... --users 100   # a running server
 
 Servers it starts are pinned to --server-cpus, Valkey and Postgres to
@@ -14,10 +16,12 @@ to loadtest/results/<label>-<time>.json and a table on stdout.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import multiprocessing
 import os
 import queue
+import signal
 import sys
 import threading
 import time
@@ -64,19 +68,21 @@ class ServerWatch:
     def rss_mb(self) -> float:
         total = 0
         for proc in self.procs:
-            with_children = [proc, *proc.children(recursive=True)]
-            total += sum(p.memory_info().rss for p in with_children if p.is_running())
+            with contextlib.suppress(psutil.Error):  # a killed process counts no more
+                total += sum(p.memory_info().rss for p in [proc, *proc.children(recursive=True)])
         return total / 2**20
 
-    def _run(self) -> None:
+    def _cpu(self) -> float:
+        total = 0.0
         for proc in self.procs:
-            proc.cpu_percent(None)
+            with contextlib.suppress(psutil.Error):
+                total += proc.cpu_percent(None)
+        return total
+
+    def _run(self) -> None:
+        self._cpu()
         while not self._stop.wait(1.0):
-            try:
-                cpu = sum(p.cpu_percent(None) for p in self.procs)
-                self.samples.append((time.monotonic() - self.start, cpu, self.rss_mb()))
-            except psutil.Error:
-                break
+            self.samples.append((time.monotonic() - self.start, self._cpu(), self.rss_mb()))
 
     def __enter__(self) -> ServerWatch:
         self._thread.start()
@@ -100,12 +106,24 @@ def merge(parts: list[Samples]) -> Samples:
         total.gaps += part.gaps
         total.duplicates += part.duplicates
         total.connected += part.connected
+        total.dropped += part.dropped
+        total.reconnect_ms += part.reconnect_ms
+        total.resync_ms += part.resync_ms
+        total.resync_gaps += part.resync_gaps
+        total.retries += part.retries
+        total.acked_sets += part.acked_sets
+        total.lost_sets += part.lost_sets
+        total.duplicated_sets += part.duplicated_sets
+        total.history_checked += part.history_checked
         for kind, n in part.errors.items():
             total.errors[kind] = total.errors.get(kind, 0) + n
     return total
 
 
-def run_load(cfg: Config, workers: int, client_cpus: list[int] | None, server_pids: list[int]) -> dict[str, Any]:
+def run_load(cfg: Config, workers: int, client_cpus: list[int] | None, server_pids: list[int],
+             kill_at: float | None = None) -> dict[str, Any]:
+    """One load against one server (or several processes of it). `kill_at`: seconds into
+    the load at which the first server process gets SIGKILL."""
     ctx = multiprocessing.get_context("spawn")
     results: Any = ctx.Queue()
     progress: Any = ctx.Queue()
@@ -139,6 +157,9 @@ def run_load(cfg: Config, workers: int, client_cpus: list[int] | None, server_pi
                         time.sleep(2)  # let the server settle after the connect storm
                         rss_connected = watch.rss_mb()
                         go.set()
+                        if kill_at is not None:  # the workers' load begins one period (users / rate) after go
+                            threading.Timer(cfg.users / cfg.rate + kill_at, os.kill,
+                                            (server_pids[0], signal.SIGKILL)).start()
             if time.monotonic() - last_print > 5:
                 last_print = time.monotonic()
                 cpu = watch.samples[-1][1] if watch.samples else 0
@@ -164,6 +185,14 @@ def run_load(cfg: Config, workers: int, client_cpus: list[int] | None, server_pi
         "sets_per_s": round(total.sets_sent / cfg.duration_s, 1),
         "timers_fired": total.timers_fired,
         "connected": total.connected,
+        "dropped": total.dropped,
+        "reconnect_ms": percentiles(total.reconnect_ms),
+        "resync_ms": percentiles(total.resync_ms),
+        "resynced_within_5s": sum(1 for x in total.resync_ms if x <= 5000),
+        "resync_gaps": total.resync_gaps,
+        "retries": total.retries,
+        "history": {"users_checked": total.history_checked, "acked_sets": total.acked_sets,
+                    "lost": total.lost_sets, "duplicated": total.duplicated_sets},
         "gaps": total.gaps,
         "duplicates": total.duplicates,
         "errors": total.errors,
@@ -206,6 +235,12 @@ def table(results: list[dict[str, Any]]) -> str:
         ("timers fired", lambda r: r["timers_fired"]),
         ("connect p99 ms", lambda r: r["connect_ms"]["p99"]),
         ("gaps / duplicates", lambda r: f"{r['gaps']} / {r['duplicates']}"),
+        ("dropped / resynced in 5 s", lambda r: f"{r['dropped']} / {r['resynced_within_5s']}"),
+        ("reconnect p50 / p99 ms", lambda r: f"{r['reconnect_ms']['p50']} / {r['reconnect_ms']['p99']}"),
+        ("resync p99 / max ms", lambda r: f"{r['resync_ms']['p99']} / {r['resync_ms']['max']}"),
+        ("resync gaps / retried calls", lambda r: f"{r['resync_gaps']} / {r['retries']}"),
+        ("acked sets lost / dup", lambda r: f"{r['history']['lost']} / {r['history']['duplicated']}"
+                                            if r["history"]["users_checked"] else "not checked"),
         ("errors", lambda r: sum(r["errors"].values())),
         ("server cpu mean / max %", lambda r: f"{r['server_cpu_percent']['mean']} / {r['server_cpu_percent']['max']}"),
         ("server rss max MB", lambda r: r["server_rss_mb"]["max"]),
@@ -234,6 +269,12 @@ def main() -> None:
     parser.add_argument("--timers-only", action="store_true", help="no sets: each user chains 2-5 s rest timers")
     parser.add_argument("--idle", action="store_true", help="connect, hold the connections, send nothing")
     parser.add_argument("--processes", type=int, default=1, help="liveset web processes to start")
+    parser.add_argument("--storm", type=float, default=0.0, metavar="SHARE",
+                        help="reconnect storm: this share of the connections drops at once and reconnects")
+    parser.add_argument("--storm-at", type=float, default=10.0, help="seconds into the load")
+    parser.add_argument("--storm-spread", type=float, default=1.0, help="reconnects spread over this many seconds")
+    parser.add_argument("--kill-at", type=float, help="SIGKILL one liveset process this many seconds into the load "
+                                                      "(needs --processes 2 or more; its clients fail over)")
     parser.add_argument("--compare", choices=["node"], help="run the same load against the Node peer too")
     parser.add_argument("--target", help="a running server's URL instead of starting one")
     parser.add_argument("--target-pid", type=int, action="append", default=[], help="its pids, for CPU/RSS")
@@ -248,7 +289,12 @@ def main() -> None:
     def config(label: str, url: str) -> Config:
         return Config(url=url, secret=args.secret, users=args.users, devices=args.devices, rate=args.rate,
                       rest_s=args.rest, duration_s=args.duration, connect_rate=args.connect_rate,
-                      timers_only=args.timers_only, label=label, run_id=uuid.uuid4().hex[:8], idle=args.idle)
+                      timers_only=args.timers_only, label=label, run_id=uuid.uuid4().hex[:8], idle=args.idle,
+                      storm=args.storm, storm_at=args.storm_at, storm_spread_s=args.storm_spread,
+                      failover=args.kill_at is not None)
+
+    if args.kill_at is not None and (args.processes < 2 or args.target or args.compare):
+        parser.error("--kill-at needs --processes 2 or more, and no --target or --compare")
 
     client_cpus = _cpus(args.client_cpus)
     results = []
@@ -261,7 +307,8 @@ def main() -> None:
             label = f"liveset x{args.processes}"
             # Devices of one user on different processes when there are several.
             url = servers[0][0] if len(servers) == 1 else ",".join(u for u, _ in servers)
-            results.append(run_load(config(label, url), args.workers, client_cpus, [pid for _, pid in servers]))
+            results.append(run_load(config(label, url), args.workers, client_cpus, [pid for _, pid in servers],
+                                    args.kill_at))
             results[-1]["server_gc"] = scrape_gc([u for u, _ in servers])
             if args.compare == "node":
                 stack.stop_servers()

@@ -13,6 +13,7 @@ import os
 import random
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from multiprocessing.queues import Queue
 from typing import Any
@@ -34,6 +35,10 @@ class Config:
     label: str
     run_id: str
     idle: bool = False  # connect and hold, nothing else (memory per idle connection)
+    storm: float = 0.0  # share of the devices that drop at once, `storm_at` s into the load, and come back
+    storm_at: float = 0.0
+    storm_spread_s: float = 1.0  # the dropped devices reconnect spread over this long, as apps' jitter does
+    failover: bool = False  # a device whose server goes away reconnects to the next URL (kill -9 runs)
 
 
 @dataclass
@@ -51,6 +56,15 @@ class Samples:
     gaps: int = 0
     duplicates: int = 0
     connected: int = 0
+    dropped: int = 0  # connections lost mid-run (storm or a killed server)
+    reconnect_ms: list[float] = field(default_factory=list)  # drop -> connected again
+    resync_ms: list[float] = field(default_factory=list)  # drop -> workout:sync answered and applied
+    resync_gaps: int = 0  # events missing after a resync
+    retries: int = 0  # calls sent again after their connection dropped (same ids: idempotent)
+    acked_sets: int = 0
+    lost_sets: int = 0  # acked, yet absent from the workout at the end
+    duplicated_sets: int = 0  # one set_id logged twice in the workout's history
+    history_checked: int = 0  # users whose history could be read back (workout:sync)
 
     def error(self, kind: str) -> None:
         self.errors[kind] = self.errors.get(kind, 0) + 1
@@ -68,11 +82,16 @@ class Device:
         self.user = user
         self.index = index
         self.last_seq = 0
-        urls = user.cfg.url.split(",")  # several server processes: a user's devices spread over them
-        self.client = SocketIOClient(
-            urls[index % len(urls)], {"token": user.token, "device_id": f"device-{index}"}, self.on_event,
-            time.time_ns,
-        )
+        self.urls = user.cfg.url.split(",")  # several server processes: a user's devices spread over them
+        self.url_index = index % len(self.urls)
+        self.up = asyncio.Event()
+        self.resyncing = False  # after a reconnect, until workout:sync has filled what was missed
+        self.live_seqs: list[int] = []  # seqs that arrived live while resyncing
+        self.client = self._client()
+
+    def _client(self) -> SocketIOClient:
+        return SocketIOClient(self.urls[self.url_index], {"token": self.user.token, "device_id": f"device-{self.index}"},
+                              self.on_event, time.time_ns)
 
     def on_event(self, name: str, data: Any, now_ns: int) -> None:
         samples = self.user.samples
@@ -80,11 +99,14 @@ class Device:
             return
         seq = data.get("seq")
         if isinstance(seq, int):
-            if seq <= self.last_seq:
+            if self.resyncing:
+                self.live_seqs.append(seq)
+            elif seq <= self.last_seq:
                 samples.duplicates += 1
             elif seq > self.last_seq + 1 and self.last_seq > 0:
                 samples.gaps += 1
-            self.last_seq = max(self.last_seq, seq)
+            if not self.resyncing:
+                self.last_seq = max(self.last_seq, seq)
         since_start = (now_ns - self.user.run_start_ns) / 1e9
         if name == "set:completed":
             sent = self.user.sent.get(data["set"]["set_id"])
@@ -98,6 +120,67 @@ class Device:
                 samples.timers_fired += 1
                 self.user.timer_done.set()
 
+    def drop(self) -> None:
+        """Lose the connection the way a phone going through a tunnel does: no close handshake."""
+        if self.client.ws is not None:
+            self.client.ws.transport.abort()
+
+    async def keep_connected(self) -> None:
+        """Reconnect whenever the connection drops (a storm, a killed server), then resync."""
+        cfg = self.user.cfg
+        while True:
+            await self.client.closed.wait()
+            if self.user.finishing:
+                return
+            dropped_ns = time.time_ns()
+            self.up.clear()
+            self.resyncing, self.live_seqs = True, []
+            self.user.samples.dropped += 1
+            await asyncio.sleep(random.uniform(0, cfg.storm_spread_s))
+            if not await self._reconnect():
+                return
+            self.user.samples.reconnect_ms.append((time.time_ns() - dropped_ns) / 1e6)
+            self.up.set()
+            await self._resync(dropped_ns)
+
+    async def _reconnect(self, give_up_s: float = 30) -> bool:
+        deadline = time.monotonic() + give_up_s
+        while True:
+            self.client = self._client()
+            try:
+                await self.client.connect()
+                return True
+            except Exception:  # noqa: BLE001  (refused, reset, timed out: try again, elsewhere if allowed)
+                if time.monotonic() > deadline:
+                    self.user.samples.error("reconnect: gave up")
+                    return False
+                if self.user.cfg.failover:
+                    self.url_index = (self.url_index + 1) % len(self.urls)
+                await asyncio.sleep(0.2)
+
+    async def _resync(self, dropped_ns: int) -> None:
+        samples = self.user.samples
+        try:
+            ack = await self.client.call("workout:sync", {"workout_id": self.user.workout_id,
+                                                          "since_seq": self.last_seq}, timeout=10)
+        except (TimeoutError, ConnectionError):
+            ack = None
+        if not (isinstance(ack, dict) and ack.get("ok")):
+            samples.error("workout:sync: no answer" if ack is None else f"workout:sync: {ack['error'].get('code')}")
+            self.resyncing = False
+            return
+        data = ack["data"]
+        if "snapshot" in data:  # everything up to its seq, at once
+            seen = set(range(self.last_seq + 1, data["seq"] + 1))
+        else:
+            seen = {e["data"]["seq"] for e in data["events"] if isinstance(e.get("data"), dict)}
+        seen.update(self.live_seqs)
+        top = max(seen, default=self.last_seq)
+        samples.resync_gaps += sum(1 for q in range(self.last_seq + 1, top + 1) if q not in seen)
+        self.last_seq = max(self.last_seq, top)
+        self.resyncing = False
+        samples.resync_ms.append((time.time_ns() - dropped_ns) / 1e6)
+
 
 class User:
     def __init__(self, cfg: Config, index: int, samples: Samples, run_start_ns: int) -> None:
@@ -108,26 +191,48 @@ class User:
         self.run_start_ns = run_start_ns
         self.workout_id = str(uuid.uuid4())
         self.sent: dict[str, tuple[int, int]] = {}  # set_id -> (emit time ns, device index)
+        self.acked: list[str] = []
         self.offset_ns = 0  # server clock - our clock
         self.timer_done = asyncio.Event()
+        self.finishing = False
         self.devices = [Device(self, i) for i in range(cfg.devices)]
 
+    def _device_up(self, preferred: Device) -> Device:
+        return preferred if preferred.up.is_set() else next((d for d in self.devices if d.up.is_set()), preferred)
+
     async def call(self, device: Device, event: str, payload: dict[str, Any]) -> Any:
-        started = time.time_ns()
-        try:
-            ack = await device.client.call(event, payload, timeout=10)
-        except TimeoutError:
-            self.samples.error(f"{event}: ack timeout")
-            return None
-        except ConnectionError:
-            self.samples.error(f"{event}: disconnected")
-            return None
-        if isinstance(ack, dict) and ack.get("ok") is False:
-            self.samples.error(f"{event}: {ack['error'].get('code')}")
-            return None
-        if event == "set:complete":
-            self.samples.ack_ms.append((time.time_ns() - started) / 1e6)
-        return ack
+        """Send like an app: when the connection drops before the ack, send the same request
+        again once a device is back (ids make that safe), and count it as a retry."""
+        reconnects = self.cfg.storm > 0 or self.cfg.failover
+        for attempt in range(5):
+            device = self._device_up(device)
+            if reconnects and not device.up.is_set():
+                try:
+                    await asyncio.wait_for(device.up.wait(), 30)
+                except TimeoutError:
+                    break
+            started = time.time_ns()
+            try:
+                ack = await device.client.call(event, payload, timeout=10)
+            except TimeoutError:
+                self.samples.error(f"{event}: ack timeout")
+                return None
+            except ConnectionError:
+                if not reconnects:
+                    self.samples.error(f"{event}: disconnected")
+                    return None
+                self.samples.retries += 1
+                continue
+            if isinstance(ack, dict) and ack.get("ok") is False:
+                self.samples.error(f"{event}: {ack['error'].get('code')}")
+                return None
+            if event == "set:complete":
+                if attempt == 0:
+                    self.samples.ack_ms.append((time.time_ns() - started) / 1e6)
+                self.acked.append(payload["set_id"])
+            return ack
+        self.samples.error(f"{event}: no device came back")
+        return None
 
     async def sync_clock(self, tries: int = 5) -> None:
         """server clock - ours, from the time:sync with the shortest round trip (NTP's rule)."""
@@ -180,12 +285,39 @@ class User:
                 await self.call(device, "rest:start", {"workout_id": self.workout_id, "duration_s": self.cfg.rest_s})
             next_at += period
 
+    async def verify(self) -> None:
+        """Every acked set is in the workout's history exactly once (workout:sync from 0).
+        A server without workout:sync (the reference peer) is not checked."""
+        if self.cfg.idle or not self.acked:
+            return
+        device = self._device_up(self.devices[0])
+        try:
+            ack = await device.client.call("workout:sync", {"workout_id": self.workout_id, "since_seq": 0},
+                                           timeout=10)
+        except (TimeoutError, ConnectionError):
+            return
+        if not (isinstance(ack, dict) and ack.get("ok")):
+            return
+        data = ack["data"]
+        if "snapshot" in data:
+            logged = [s["set_id"] for s in data["snapshot"]["sets"]]
+        else:
+            logged = [e["data"]["set"]["set_id"] for e in data["events"] if e["event"] == "set:completed"]
+        counts = Counter(logged)
+        self.samples.history_checked += 1
+        self.samples.acked_sets += len(self.acked)
+        self.samples.lost_sets += sum(1 for set_id in set(self.acked) if set_id not in counts)
+        self.samples.duplicated_sets += sum(1 for n in counts.values() if n > 1)
+
     async def finish(self) -> None:
+        self.finishing = True
+        await self.verify()
         # The reference peer has no discard; an error ack there is expected and not counted.
         try:
             if self.cfg.idle:
                 raise ConnectionError  # no workout to discard
-            await self.devices[0].client.call("workout:discard", {"workout_id": self.workout_id}, timeout=10)
+            await self._device_up(self.devices[0]).client.call("workout:discard", {"workout_id": self.workout_id},
+                                                               timeout=10)
         except (TimeoutError, ConnectionError):
             pass
         await asyncio.gather(*(d.client.close() for d in self.devices), return_exceptions=True)
@@ -212,6 +344,7 @@ async def _connect(device: Device, samples: Samples) -> None:
         return
     samples.connect_ms.append((time.time_ns() - started) / 1e6)
     samples.connected += 1
+    device.up.set()
 
 
 async def _run(cfg: Config, first: int, count: int, workers: int, progress: Queue[Any] | None,
@@ -241,14 +374,25 @@ async def _run(cfg: Config, first: int, count: int, workers: int, progress: Queu
             p99 = late[int(len(late) * 0.99) - 1] if late else None
             progress.put(("progress", samples.sets_sent, samples.timers_fired, p99, sum(samples.errors.values())))
 
-    reporter = asyncio.create_task(report())
+    async def storm() -> None:
+        await asyncio.sleep(max(0.0, begin + cfg.storm_at - time.monotonic()))
+        devices = [d for u in users for d in u.devices if d.up.is_set()]
+        for device in random.sample(devices, round(len(devices) * cfg.storm)):
+            device.drop()
+
+    background = [asyncio.create_task(report())]
+    if cfg.storm > 0 or cfg.failover:
+        background += [asyncio.create_task(d.keep_connected()) for u in users for d in u.devices]
+    if cfg.storm > 0:
+        background.append(asyncio.create_task(storm()))
     await asyncio.gather(*(
         u.run(begin + period * (i / max(1, count)), period, deadline) for i, u in enumerate(users)
     ))
-    reporter.cancel()
     # Let the last timers fire, and every worker finish measuring, before cleaning up.
     await asyncio.sleep(cfg.rest_s + 3)
     await asyncio.gather(*(u.finish() for u in users))
+    for task in background:
+        task.cancel()
     return samples
 
 

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
 EventHandler = Callable[[str, Any, int], None]  # event, data, receipt time (ns)
 
@@ -87,7 +88,11 @@ class SocketIOClient:
         ack_id = next(self._ids)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._acks[ack_id] = future
-        await self.ws.send(f"42{ack_id}" + json.dumps([event, payload], separators=(",", ":")))
+        try:
+            await self.ws.send(f"42{ack_id}" + json.dumps([event, payload], separators=(",", ":")))
+        except ConnectionClosed as exc:
+            self._acks.pop(ack_id, None)
+            raise ConnectionError("disconnected") from exc
         try:
             return await asyncio.wait_for(future, timeout)
         finally:

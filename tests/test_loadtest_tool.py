@@ -11,12 +11,10 @@ from pathlib import Path
 from .servers import ROOT
 
 
-def test_a_small_run_measures_sync_acks_and_timers() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "loadtest", "--users", "20", "--rate", "20", "--rest", "0.5", "--duration", "3",
-         "--workers", "1", "--label", "smoke"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
-    )
+def run_tool(*args: str) -> dict:
+    """Run `python -m loadtest` and return its one result (the JSON and chart are removed)."""
+    result = subprocess.run([sys.executable, "-m", "loadtest", "--workers", "1", *args],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     path = Path(result.stdout.strip().splitlines()[-1].removeprefix("results: "))
     chart = Path(result.stdout.strip().splitlines()[-2].removeprefix("chart: "))
@@ -26,8 +24,27 @@ def test_a_small_run_measures_sync_acks_and_timers() -> None:
     finally:
         path.unlink()
         chart.unlink(missing_ok=True)
+    return run
+
+
+def test_a_small_run_measures_sync_acks_and_timers() -> None:
+    run = run_tool("--users", "20", "--rate", "20", "--rest", "0.5", "--duration", "3", "--label", "smoke")
     assert run["connected"] == 40
     assert run["errors"] == {} and run["gaps"] == 0 and run["duplicates"] == 0
     assert run["sets_sent"] >= 40
     assert run["sync_latency_ms"]["n"] == run["sets_sent"]  # every set reached the user's other device
     assert run["timers_fired"] == run["sets_sent"]  # and every rest timer finished, once
+    assert run["history"] == {"users_checked": 20, "acked_sets": run["sets_sent"], "lost": 0, "duplicated": 0}
+
+
+def test_a_reconnect_storm_and_a_killed_process_are_survived_and_checked() -> None:
+    storm = run_tool("--users", "20", "--rate", "20", "--duration", "4", "--storm", "0.5", "--storm-at", "1",
+                     "--label", "storm")
+    assert storm["dropped"] == 20 and storm["resynced_within_5s"] == 20 and storm["resync_gaps"] == 0
+    assert storm["errors"] == {} and storm["history"]["lost"] == 0 and storm["history"]["duplicated"] == 0
+    killed = run_tool("--users", "20", "--rate", "20", "--duration", "4", "--processes", "2", "--kill-at", "1",
+                      "--label", "kill")
+    # Device 0 of every user was on the killed process: each came back on the other one.
+    assert killed["dropped"] == 20 and killed["resynced_within_5s"] == 20 and killed["resync_gaps"] == 0
+    assert killed["errors"] == {} and killed["history"]["lost"] == 0 and killed["history"]["duplicated"] == 0
+    assert killed["history"]["acked_sets"] == killed["sets_sent"]
