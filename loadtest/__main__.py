@@ -6,6 +6,7 @@
     python -m loadtest --users 5000 --idle --duration 10 --compare node          # memory per idle connection
     python -m loadtest --users 2500 --rate 100 --storm 1.0 --storm-at 10         # reconnect storm, resync
     python -m loadtest --users 1000 --rate 300 --processes 2 --kill-at 10        # kill -9 of one process
+    python -m loadtest --users 1000 --rate 300,600,900 --duration 20 --compare node   # highest rate sustained
     python -m loadtest --target http://127.0.0.1:8000 --secret ... --users 100   # a running server
 
 Servers it starts are pinned to --server-cpus, Valkey and Postgres to
@@ -21,6 +22,7 @@ import json
 import multiprocessing
 import os
 import queue
+import re
 import signal
 import sys
 import threading
@@ -223,6 +225,27 @@ def scrape_gc(urls: list[str]) -> dict[str, float]:
     return out
 
 
+def _rates(text: str) -> list[float]:
+    return [float(r) for r in text.split(",")]
+
+
+SUSTAINED_P99_MS = 50
+
+
+def sustained(results: list[dict[str, Any]]) -> dict[str, float | None]:
+    """Per server, the highest set rate whose run kept sync p99 within SUSTAINED_P99_MS with no error."""
+    best: dict[str, float | None] = {}
+    for r in results:
+        server = r["label"].split(" @")[0]
+        ok = not r["errors"] and r["sync_latency_ms"]["p99"] is not None and \
+            r["sync_latency_ms"]["p99"] <= SUSTAINED_P99_MS
+        rate = r["config"]["rate"]
+        current = best.setdefault(server, None)
+        if ok and (current is None or rate > current):
+            best[server] = rate
+    return best
+
+
 def table(results: list[dict[str, Any]]) -> str:
     rows = [
         ("connections", lambda r: r["connected"]),
@@ -262,7 +285,9 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--users", type=int, default=500)
     parser.add_argument("--devices", type=int, default=2)
-    parser.add_argument("--rate", type=float, default=100, help="sets per second, all users together")
+    parser.add_argument("--rate", type=_rates, default=[100.0],
+                        help="sets per second, all users together; several (300,600,900) run one after another "
+                             "and the highest one sustained is reported")
     parser.add_argument("--rest", type=float, default=2.0, help="rest timer after each set, seconds (0: none)")
     parser.add_argument("--duration", type=float, default=30.0, help="seconds of load after everyone connected")
     parser.add_argument("--connect-rate", type=float, default=500, help="new connections per second")
@@ -286,43 +311,53 @@ def main() -> None:
     parser.add_argument("--label", default="")
     args = parser.parse_args()
 
-    def config(label: str, url: str) -> Config:
-        return Config(url=url, secret=args.secret, users=args.users, devices=args.devices, rate=args.rate,
+    def config(label: str, url: str, rate: float) -> Config:
+        if len(args.rate) > 1:
+            label = f"{label} @{rate:g}/s"
+        return Config(url=url, secret=args.secret, users=args.users, devices=args.devices, rate=rate,
                       rest_s=args.rest, duration_s=args.duration, connect_rate=args.connect_rate,
                       timers_only=args.timers_only, label=label, run_id=uuid.uuid4().hex[:8], idle=args.idle,
                       storm=args.storm, storm_at=args.storm_at, storm_spread_s=args.storm_spread,
                       failover=args.kill_at is not None)
 
-    if args.kill_at is not None and (args.processes < 2 or args.target or args.compare):
-        parser.error("--kill-at needs --processes 2 or more, and no --target or --compare")
+    if args.kill_at is not None and (args.processes < 2 or args.target or args.compare or len(args.rate) > 1):
+        parser.error("--kill-at needs --processes 2 or more, one --rate, and no --target or --compare")
 
     client_cpus = _cpus(args.client_cpus)
     results = []
     if args.target:
-        results.append(run_load(config(args.label or "target", args.target), args.workers, client_cpus,
-                                args.target_pid))
+        for rate in args.rate:
+            results.append(run_load(config(args.label or "target", args.target, rate), args.workers, client_cpus,
+                                    args.target_pid))
     else:
         with Stack(_cpus(args.server_cpus), _cpus(args.backend_cpus)) as stack:
             servers = stack.liveset(args.processes)
             label = f"liveset x{args.processes}"
             # Devices of one user on different processes when there are several.
             url = servers[0][0] if len(servers) == 1 else ",".join(u for u, _ in servers)
-            results.append(run_load(config(label, url), args.workers, client_cpus, [pid for _, pid in servers],
-                                    args.kill_at))
-            results[-1]["server_gc"] = scrape_gc([u for u, _ in servers])
+            for rate in args.rate:
+                results.append(run_load(config(label, url, rate), args.workers, client_cpus,
+                                        [pid for _, pid in servers], args.kill_at))
+                results[-1]["server_gc"] = scrape_gc([u for u, _ in servers])
             if args.compare == "node":
                 stack.stop_servers()
                 peer_url, peer_pid = stack.node_peer()
-                results.append(run_load(config("node peer", peer_url), args.workers, client_cpus, [peer_pid]))
+                for rate in args.rate:
+                    results.append(run_load(config("node peer", peer_url, rate), args.workers, client_cpus,
+                                            [peer_pid]))
     RESULTS.mkdir(exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    name = (args.label or results[0]["label"]).replace(" ", "_")
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", args.label or results[0]["label"].split(" @")[0])
     out = RESULTS / f"{name}-{stamp}.json"
     out.write_text(json.dumps({"command": " ".join(["python -m loadtest", *sys.argv[1:]]), "results": results},
                               indent=1))
     chart = draw(results, out.with_suffix(".png"))
     print()
     print(table(results))
+    if len(args.rate) > 1:
+        print()
+        for server, rate in sustained(results).items():
+            print(f"highest rate sustained (sync p99 <= {SUSTAINED_P99_MS} ms, no errors), {server}: {rate or 'none'}")
     print(f"\nchart: {chart}")
     print(f"results: {out}")
 

@@ -24,6 +24,7 @@ from .errors import AppError
 from .fanout import user_room
 from .live_state import now_ms
 from .services import Services
+from .socket_manager import Manager
 
 log = logging.getLogger("liveset.socket")
 
@@ -90,6 +91,7 @@ class Namespace:
         settings = services.settings
         self.sio = socketio.AsyncServer(
             async_mode="asgi",
+            client_manager=Manager(),
             cors_allowed_origins=list(settings.cors_origins) or [],
             max_http_buffer_size=settings.max_message_bytes,
             json=_MsgspecJson,
