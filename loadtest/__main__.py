@@ -198,7 +198,8 @@ def run_load(cfg: Config, workers: int, client_cpus: list[int] | None, server_pi
         "gaps": total.gaps,
         "duplicates": total.duplicates,
         "errors": total.errors,
-        "server_cpu_percent": {"mean": round(sum(cpu) / len(cpu), 1) if cpu else None, "max": max(cpu, default=None)},
+        "server_cpu_percent": {"mean": round(sum(cpu) / len(cpu), 1) if cpu else None,
+                               "max": round(max(cpu), 1) if cpu else None},
         "server_rss_mb": {"before": round(rss_before, 1), "max": round(max((r for *_, r in watch.samples),
                                                                              default=rss_before), 1)},
         "rss_kb_per_connection": round(rss_per_conn, 1) if rss_per_conn else None,
@@ -223,6 +224,13 @@ def scrape_gc(urls: list[str]) -> dict[str, float]:
                 name, value = line.rsplit(" ", 1)
                 out[name] = out.get(name, 0.0) + float(value)
     return out
+
+
+def _fresh_server_memory_only(runs: list[dict[str, Any]]) -> None:
+    """Memory per connection means something only on a server's first run: later runs
+    start on a heap that earlier ones grew."""
+    for run in runs[1:]:
+        run["rss_kb_per_connection"] = None
 
 
 def _rates(text: str) -> list[float]:
@@ -339,12 +347,15 @@ def main() -> None:
                 results.append(run_load(config(label, url, rate), args.workers, client_cpus,
                                         [pid for _, pid in servers], args.kill_at))
                 results[-1]["server_gc"] = scrape_gc([u for u, _ in servers])
+            _fresh_server_memory_only(results)
             if args.compare == "node":
                 stack.stop_servers()
                 peer_url, peer_pid = stack.node_peer()
+                peer_first = len(results)
                 for rate in args.rate:
                     results.append(run_load(config("node peer", peer_url, rate), args.workers, client_cpus,
                                             [peer_pid]))
+                _fresh_server_memory_only(results[peer_first:])
     RESULTS.mkdir(exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", args.label or results[0]["label"].split(" @")[0])
