@@ -224,6 +224,7 @@ class User:
                 if not reconnects:
                     self.samples.error(f"{event}: disconnected")
                     return None
+                device.up.clear()  # known dead before its reader has noticed: wait for keep_connected
                 self.samples.retries += 1
                 continue
             if isinstance(ack, dict) and ack.get("ok") is False:

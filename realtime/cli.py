@@ -63,6 +63,9 @@ def _run(settings: Settings, on_started: Callable[[], None] = lambda: None) -> N
         forwarded_allow_ips="*",
         # Compression state is the largest part of an idle websocket's memory.
         ws_per_message_deflate=False,
+        # Engine.IO's ping already finds dead clients; a second, websocket-level ping
+        # per connection only doubled the idle work (10,000 idle connections: 19 -> 13 % CPU).
+        ws_ping_interval=None,
         log_config=None,
         access_log=False,
         lifespan="on",

@@ -48,7 +48,7 @@ async def in_process(settings: Settings) -> AsyncIterator[str]:
     port = free_port()
     config = uvicorn.Config(
         create_app(settings), host="127.0.0.1", port=port, log_config=None, lifespan="on",
-        ws_per_message_deflate=False, access_log=False, timeout_graceful_shutdown=5,
+        ws_per_message_deflate=False, ws_ping_interval=None, access_log=False, timeout_graceful_shutdown=5,
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
