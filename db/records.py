@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import asyncpg
 
-SELECT_FOR_EXERCISE = """
-SELECT type, weight_kg, value
+SELECT_FOR_EXERCISES = """
+SELECT exercise_id, type, weight_kg, value
 FROM personal_records
-WHERE user_id = $1 AND exercise_id = $2
+WHERE user_id = $1 AND exercise_id = any($2::text[])
 """
 
 
-async def for_exercise(conn: asyncpg.Pool | asyncpg.Connection, user_id: str, exercise_id: str) -> list[asyncpg.Record]:
-    return await conn.fetch(SELECT_FOR_EXERCISE, user_id, exercise_id)
+async def for_exercises(conn: asyncpg.Pool | asyncpg.Connection, user_id: str,
+                        exercise_ids: list[str]) -> dict[str, list[asyncpg.Record]]:
+    """The user's standing records for each of the exercises, in one query (none: an empty list)."""
+    found: dict[str, list[asyncpg.Record]] = {e: [] for e in exercise_ids}
+    for row in await conn.fetch(SELECT_FOR_EXERCISES, user_id, exercise_ids):
+        found[row["exercise_id"]].append(row)
+    return found
 
 SELECT_STANDING = """
 SELECT type, weight_kg, value, workout_id, set_id, achieved_at

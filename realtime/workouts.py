@@ -63,7 +63,7 @@ class WorkoutHandlers:
     async def load_baseline(self, user_id: str, exercise_id: str) -> bytes:
         """The user's standing records for an exercise, from Postgres (once per workout and exercise)."""
         try:
-            rows = await db_records.for_exercise(self.services.runtime.db, user_id, exercise_id)
+            rows = (await db_records.for_exercises(self.services.runtime.db, user_id, [exercise_id]))[exercise_id]
         except (PostgresError, OSError, TimeoutError) as exc:
             log.warning("could not load records", extra={"error": str(exc)})
             raise AppError("unavailable", "records are unreachable; retry") from None

@@ -80,7 +80,8 @@ async def delete_workout(request: Request) -> Response:
         if exercises is None:
             raise AppError("not_found", "no such workout")
         await db_records.rederive(conn, uid, exercises)
-        baselines = {e: baseline_json(await db_records.for_exercise(conn, uid, e)) for e in exercises}
+        standing = await db_records.for_exercises(conn, uid, exercises)
+    baselines = {exercise: baseline_json(rows) for exercise, rows in standing.items()}
     try:
         await runtime.live.rebase(uid, baselines)
     except AppError:

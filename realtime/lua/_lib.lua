@@ -46,6 +46,17 @@ local function owned()
   return field('user_id') == UID
 end
 
+-- Scripts keyed by the user's live pointer (KEYS[1], "<prefix>{N}:u:<uid>:live") instead of a
+-- workout's keys: point K and WID at the live workout. False when there is none, or it is not the caller's.
+local function at_live_workout()
+  local wid = redis.call('GET', KEYS[1])
+  if not wid then return false end
+  local base = string.sub(KEYS[1], 1, -6) .. ':w:' .. wid
+  K.state, K.sets, K.order, K.base, K.recs = base, base .. ':sets', base .. ':order', base .. ':base', base .. ':recs'
+  WID = wid
+  return owned()
+end
+
 local function is_open(status)
   return status == 'live' or status == 'paused'
 end

@@ -6,12 +6,7 @@
 -- KEYS 1 the user's live pointer (as workout_active.lua)
 -- ARGV 6.. exercise_id, its standing records JSON, exercise_id, ...
 -- -> {'ok'} | {'none'}
-local wid = redis.call('GET', KEYS[1])
-if not wid then return {'none'} end
-local base = string.sub(KEYS[1], 1, -6) .. ':w:' .. wid
-K.state, K.sets, K.order, K.base, K.recs = base, base .. ':sets', base .. ':order', base .. ':base', base .. ':recs'
-WID = wid
-if not owned() or not is_open(field('status')) then return {'none'} end
+if not at_live_workout() or not is_open(field('status')) then return {'none'} end
 for i = 6, #ARGV, 2 do
   redis.call('HSET', K.base, ARGV[i], ARGV[i + 1])
   rewalk(ARGV[i], nil)
