@@ -102,13 +102,13 @@ class Device:
             return
         seq = data.get("seq")
         if isinstance(seq, int):
-            if self.resyncing:
+            if self.resyncing:  # judged with workout:sync's answer (_resync)
                 self.live_seqs.append(seq)
-            elif seq <= self.last_seq:
-                samples.duplicates += 1
-            elif seq > self.last_seq + 1 and self.last_seq > 0:
-                samples.gaps += 1
-            if not self.resyncing:
+            else:
+                if seq <= self.last_seq:
+                    samples.duplicates += 1
+                elif seq > self.last_seq + 1 and self.last_seq > 0:
+                    samples.gaps += 1
                 self.last_seq = max(self.last_seq, seq)
         since_start = (now_ns - self.user.run_start_ns) / 1e9
         if name == "set:completed":
