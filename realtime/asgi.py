@@ -12,6 +12,7 @@ from starlette.applications import Starlette
 from rest.app import create_rest_app
 
 from . import logs
+from .asgi_release import ReleaseOnEnd
 from .auth import TokenVerifier
 from .lifespan import lifespan
 from .namespace import Namespace
@@ -21,7 +22,7 @@ from .rooms import RoomHandlers
 from .workouts import WorkoutHandlers
 
 
-def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
+def create_app(settings: Settings | None = None) -> ReleaseOnEnd:
     if settings is None:
         try:
             settings = from_env()
@@ -43,6 +44,4 @@ def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
             yield
 
     rest = create_rest_app(services, app_lifespan)
-    app = socketio.ASGIApp(namespace.sio, other_asgi_app=rest, socketio_path="socket.io")
-    app.state = services  # type: ignore[attr-defined]  # for tests and tools that hold the app
-    return app
+    return ReleaseOnEnd(socketio.ASGIApp(namespace.sio, other_asgi_app=rest, socketio_path="socket.io"))

@@ -10,12 +10,16 @@ young collection found 12,000-30,000 objects and stopped the event loop for
 (`python -m loadtest --users 1000 --rate 300`, docs/performance.md).
 
 The server makes little cyclic garbage (a few hundred objects per second; the
-rest is freed by reference counting), so automatic collection is off and a
-background loop runs a full collection every FULL_COLLECT_S, or sooner once
-GROWTH_LIMIT more container objects exist than after the last one (a reconnect
-storm leaves its closed connections' cycles behind): one known pause instead of
-a stall every few seconds. Objects made during start-up are frozen
-(never scanned again). Every collection's pause goes to /metrics.
+rest, finished connections included, is freed by reference counting: see
+asgi_release.py), so automatic collection is off and a background loop runs a
+full collection every FULL_COLLECT_S, and a young one (generations 0 and 1:
+only what was made since the last collection) once GROWTH_LIMIT more container
+objects exist than after the last one, as when thousands of devices connect.
+A full collection's pause grows with everything alive, a young one's with
+what is new: the three growth collections of a 5,000-client storm run took
+0.47, 1.10 and 1.21 s as full ones, 0.46, 0.55 and 1.01 s as young ones.
+Objects made during start-up are frozen (never scanned again). Every
+collection's pause goes to /metrics.
 """
 
 from __future__ import annotations
@@ -63,6 +67,8 @@ async def run_full_collections() -> None:
         await asyncio.sleep(CHECK_S)
         # While collection is off, the young count is container allocations minus
         # deallocations since the last collection: the growth of what could be garbage.
-        if time.monotonic() - last >= FULL_COLLECT_S or gc.get_count()[0] >= GROWTH_LIMIT:
+        if time.monotonic() - last >= FULL_COLLECT_S:
             gc.collect()
             last = time.monotonic()
+        elif gc.get_count()[0] >= GROWTH_LIMIT:
+            gc.collect(1)

@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 import msgspec
 import socketio
 
+from . import engineio_websocket
 from . import protocol as p
 from .auth import AuthError
 from .errors import AppError
@@ -98,6 +99,7 @@ class Namespace:
             logger=False,
             engineio_logger=False,
         )
+        engineio_websocket.install(self.sio.eio)
         self.sessions: dict[str, Session] = {}
         # Called with the session of every device that disconnects (rooms use it).
         self.disconnect_hooks: list[Callable[[Session], Awaitable[None]]] = []

@@ -1,0 +1,117 @@
+"""A finished connection is freed by reference counting, not left for a garbage collection.
+
+The server runs with automatic collection off (realtime/gc_tuning.py), so a
+connection whose objects sit in a reference cycle stays in memory until the
+next full collection; a reconnect storm piled up hundreds of thousands of them
+(realtime/asgi_release.py, realtime/engineio_websocket.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import json
+import logging
+import uuid
+import weakref
+from collections.abc import Iterator
+
+import httpx
+import pytest
+import socketio
+import websockets
+
+from loadtest.wsclient import SocketIOClient
+
+from .clients import token
+
+
+def _websocket_protocols() -> list[object]:
+    return [o for o in gc.get_objects() if type(o).__module__.startswith("uvicorn.protocols.websockets.")]
+
+
+def _cyclic_garbage() -> list[str]:
+    """What a collection would find unreachable now, named by type and code."""
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        gc.collect()
+        return [f"{type(o).__name__} {getattr(getattr(o, 'f_code', None), 'co_qualname', '')}" for o in gc.garbage]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+
+
+@contextlib.contextmanager
+def _collection_off() -> Iterator[None]:
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+async def test_closed_and_dropped_connections_are_freed_without_a_collection(server: str) -> None:
+    uid = f"user-{uuid.uuid4().hex[:8]}"
+    with _collection_off():
+        gc.collect()
+        already = {id(o) for o in _websocket_protocols()}
+        clients = []
+        for n in range(4):
+            client = SocketIOClient(server, {"token": token(uid), "device_id": f"d{n}"}, lambda *_: None, lambda: 0)
+            await client.connect()
+            clients.append(client)
+        protocols = [weakref.ref(o) for o in _websocket_protocols() if id(o) not in already]
+        assert len(protocols) == len(clients)
+
+        await clients[0].close()  # a close handshake
+        await clients[1].close()
+        for client in clients[2:]:  # a phone losing its network: no handshake
+            assert client.ws is not None
+            client.ws.transport.abort()
+            await client.closed.wait()
+
+        for _ in range(100):  # the server notices each end on its own loop turn
+            if all(ref() is None for ref in protocols):
+                break
+            await asyncio.sleep(0.05)
+        assert [ref() for ref in protocols] == [None] * len(clients)
+        # Engine.IO's socket outlives its connection until its ping task wakes; the
+        # handler that served it must not be left in a cycle.
+        handlers = [name for name in _cyclic_garbage() if "_websocket_handler" in name]
+        assert handlers == []
+
+
+async def test_a_client_that_upgrades_from_polling_works_and_leaves_cleanly(
+    server: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    uid = f"user-{uuid.uuid4().hex[:8]}"
+    client = socketio.AsyncClient(reconnection=False)
+    await client.connect(server, auth={"token": token(uid), "device_id": "browser"}, wait_timeout=5)
+    try:
+        for _ in range(50):
+            if client.transport() == "websocket":
+                break
+            await asyncio.sleep(0.05)
+        assert client.transport() == "websocket"
+        answer = await client.call("time:sync", {}, timeout=5)
+        assert answer["ok"] is True and answer["data"]["server_time"] > 0
+    finally:
+        await client.disconnect()
+    await asyncio.sleep(0.2)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+async def test_a_websocket_dropped_during_its_upgrade_from_polling_leaves_cleanly(
+    server: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with httpx.AsyncClient(base_url=server) as http:
+        opening = (await http.get("/socket.io/", params={"EIO": "4", "transport": "polling"})).text
+    sid = json.loads(opening[1:])["sid"]
+    ws_url = server.replace("http://", "ws://") + f"/socket.io/?EIO=4&transport=websocket&sid={sid}"
+    async with websockets.connect(ws_url) as ws:
+        ws.transport.abort()  # gone before the upgrade's probe
+    await asyncio.sleep(0.2)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
