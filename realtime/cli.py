@@ -18,6 +18,7 @@ from db.migrate import migrate_url
 
 from .asgi import create_app
 from .auth import mint
+from .http_protocol import UpgradeReleasingHttpToolsProtocol
 from .settings import Settings, SettingsError, environment, from_env
 
 DEV_HOME = Path(".liveset")
@@ -58,7 +59,7 @@ def _run(settings: Settings, on_started: Callable[[], None] = lambda: None) -> N
         host=settings.host,
         port=settings.port,
         loop="uvloop",
-        http="httptools",
+        http=UpgradeReleasingHttpToolsProtocol,
         proxy_headers=True,
         forwarded_allow_ips="*",
         # Compression state is the largest part of an idle websocket's memory.

@@ -22,6 +22,7 @@ import uvicorn
 
 from realtime.asgi import create_app
 from realtime.embedded import free_port
+from realtime.http_protocol import UpgradeReleasingHttpToolsProtocol
 from realtime.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,6 +49,7 @@ async def in_process(settings: Settings) -> AsyncIterator[str]:
     port = free_port()
     config = uvicorn.Config(
         create_app(settings), host="127.0.0.1", port=port, log_config=None, lifespan="on",
+        http=UpgradeReleasingHttpToolsProtocol,
         ws_per_message_deflate=False, ws_ping_interval=None, access_log=False, timeout_graceful_shutdown=5,
     )
     server = uvicorn.Server(config)

@@ -3,7 +3,8 @@
 The server runs with automatic collection off (realtime/gc_tuning.py), so a
 connection whose objects sit in a reference cycle stays in memory until the
 next full collection; a reconnect storm piled up hundreds of thousands of them
-(realtime/asgi_release.py, realtime/engineio_websocket.py).
+(realtime/asgi_release.py, realtime/engineio_websocket.py,
+realtime/http_protocol.py).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import httpx
 import pytest
 import socketio
 import websockets
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from loadtest.wsclient import SocketIOClient
 
@@ -29,6 +31,10 @@ from .clients import token
 
 def _websocket_protocols() -> list[object]:
     return [o for o in gc.get_objects() if type(o).__module__.startswith("uvicorn.protocols.websockets.")]
+
+
+def _http_protocols() -> list[object]:
+    return [o for o in gc.get_objects() if isinstance(o, HttpToolsProtocol)]
 
 
 def _cyclic_garbage() -> list[str]:
@@ -57,7 +63,7 @@ async def test_closed_and_dropped_connections_are_freed_without_a_collection(ser
     uid = f"user-{uuid.uuid4().hex[:8]}"
     with _collection_off():
         gc.collect()
-        already = {id(o) for o in _websocket_protocols()}
+        already = {id(o) for o in _websocket_protocols() + _http_protocols()}
         clients = []
         for n in range(4):
             client = SocketIOClient(server, {"token": token(uid), "device_id": f"d{n}"}, lambda *_: None, lambda: 0)
@@ -65,6 +71,8 @@ async def test_closed_and_dropped_connections_are_freed_without_a_collection(ser
             clients.append(client)
         protocols = [weakref.ref(o) for o in _websocket_protocols() if id(o) not in already]
         assert len(protocols) == len(clients)
+        # The HTTP protocol that served each upgrade is gone as soon as the websocket took over.
+        assert [o for o in _http_protocols() if id(o) not in already] == []
 
         await clients[0].close()  # a close handshake
         await clients[1].close()
