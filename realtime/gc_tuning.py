@@ -61,7 +61,7 @@ def tuned(metrics: Metrics) -> Iterator[None]:
         gc.enable()
 
 
-async def run_full_collections() -> None:
+async def run_collections() -> None:
     last = time.monotonic()
     while True:
         await asyncio.sleep(CHECK_S)

@@ -90,7 +90,7 @@ async def lifespan(
                     _supervised("idle", lambda: idle_reaper.run(services.runtime, settings.workout_idle_s)),
                     name="idle",
                 ),
-                group.create_task(_supervised("gc", gc_tuning.run_full_collections), name="gc"),
+                group.create_task(_supervised("gc", gc_tuning.run_collections), name="gc"),
             ]
             with gc_tuning.tuned(services.metrics):
                 log.info("liveset started", extra={"pid": os.getpid()})
