@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from pathlib import Path
 
@@ -30,12 +31,24 @@ async def rows(database_url: str, sql: str, *args) -> list:
         await conn.close()
 
 
+_last_completed_at = 0
+
+
+def _completed_at() -> int:
+    """Now, in ms, and always later than the last one: sets logged within one millisecond would
+    tie and be ordered by set_id (docs/protocol.md), not in the order these tests log them."""
+    global _last_completed_at
+    _last_completed_at = max(time.time_ns() // 1_000_000, _last_completed_at + 1)
+    return _last_completed_at
+
+
 async def log_sets(device, wid: str, sets: list[tuple[str, float, int]]) -> list[str]:
     ids = []
     for exercise, weight, reps in sets:
         sid = new_id()
         await ok(device, "set:complete", {"workout_id": wid, "set_id": sid, "exercise_id": exercise,
-                                          "weight_kg": weight, "reps": reps, "rpe": 8})
+                                          "weight_kg": weight, "reps": reps, "rpe": 8,
+                                          "completed_at": _completed_at()})
         ids.append(sid)
     return ids
 
