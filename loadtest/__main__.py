@@ -141,6 +141,7 @@ def run_load(cfg: Config, workers: int, client_cpus: list[int] | None, server_pi
             proc.start()
         parts: list[Samples] = []
         connected, reported, rss_connected, last_print = 0, 0, None, 0.0
+        load_window: tuple[float, float] | None = None  # on the watch's clock
         while len(parts) < workers:
             try:
                 parts.append(results.get(timeout=0.5))
@@ -159,6 +160,10 @@ def run_load(cfg: Config, workers: int, client_cpus: list[int] | None, server_pi
                         time.sleep(2)  # let the server settle after the connect storm
                         rss_connected = watch.rss_mb()
                         go.set()
+                        # The workers' load runs one period (users / rate) after go, for duration_s.
+                        period = cfg.users / cfg.rate if cfg.rate > 0 and not cfg.timers_only else 2.0
+                        begins = time.monotonic() - watch.start + period
+                        load_window = (begins, begins + cfg.duration_s)
                         if kill_at is not None:  # the workers' load begins one period (users / rate) after go
                             threading.Timer(cfg.users / cfg.rate + kill_at, os.kill,
                                             (server_pids[0], signal.SIGKILL)).start()
@@ -175,6 +180,10 @@ def run_load(cfg: Config, workers: int, client_cpus: list[int] | None, server_pi
     cpu = [c for _, c, _ in watch.samples]
     connections = cfg.users * cfg.devices
     rss_per_conn = ((rss_connected - rss_before) * 1024 / connections) if rss_connected and connections else None
+    # A sample covers the second before it: those wholly inside the load.
+    load_cpu = [c for t, c, _ in watch.samples if load_window and load_window[0] + 1 <= t <= load_window[1]]
+    sets_per_s = total.sets_sent / cfg.duration_s
+    cpu_ms_per_set = (sum(load_cpu) / len(load_cpu) * 10 / sets_per_s) if load_cpu and sets_per_s else None
     return {
         "label": cfg.label,
         "config": {k: v for k, v in asdict(cfg).items() if k not in ("secret",)},
@@ -184,7 +193,7 @@ def run_load(cfg: Config, workers: int, client_cpus: list[int] | None, server_pi
         "timer_fired_late_ms": percentiles(total.timer_fire_late_ms),
         "connect_ms": percentiles(total.connect_ms),
         "sets_sent": total.sets_sent,
-        "sets_per_s": round(total.sets_sent / cfg.duration_s, 1),
+        "sets_per_s": round(sets_per_s, 1),
         "timers_fired": total.timers_fired,
         "connected": total.connected,
         "dropped": total.dropped,
@@ -200,6 +209,9 @@ def run_load(cfg: Config, workers: int, client_cpus: list[int] | None, server_pi
         "errors": total.errors,
         "server_cpu_percent": {"mean": round(sum(cpu) / len(cpu), 1) if cpu else None,
                                "max": round(max(cpu), 1) if cpu else None},
+        # Server CPU per set while the load runs (a set and its rest timer: every event they cause):
+        # comparable between servers where the load generator, not the server, caps the rate.
+        "server_cpu_ms_per_set": round(cpu_ms_per_set, 3) if cpu_ms_per_set else None,
         "server_rss_mb": {"before": round(rss_before, 1), "max": round(max((r for *_, r in watch.samples),
                                                                              default=rss_before), 1)},
         "rss_kb_per_connection": round(rss_per_conn, 1) if rss_per_conn else None,
@@ -274,6 +286,7 @@ def table(results: list[dict[str, Any]]) -> str:
                                             if r["history"]["users_checked"] else "not checked"),
         ("errors", lambda r: sum(r["errors"].values())),
         ("server cpu mean / max %", lambda r: f"{r['server_cpu_percent']['mean']} / {r['server_cpu_percent']['max']}"),
+        ("server cpu ms / set under load", lambda r: r.get("server_cpu_ms_per_set")),
         ("server rss max MB", lambda r: r["server_rss_mb"]["max"]),
         ("rss KB / connection", lambda r: r["rss_kb_per_connection"]),
     ]

@@ -35,6 +35,7 @@ def test_a_small_run_measures_sync_acks_and_timers() -> None:
     assert run["sync_latency_ms"]["n"] == run["sets_sent"]  # every set reached the user's other device
     assert run["timers_fired"] == run["sets_sent"]  # and every rest timer finished, once
     assert run["history"] == {"users_checked": 20, "acked_sets": run["sets_sent"], "lost": 0, "duplicated": 0}
+    assert run["server_cpu_ms_per_set"] > 0  # sampled within the load's own seconds
 
 
 def test_a_reconnect_storm_and_a_killed_process_are_survived_and_checked() -> None:
