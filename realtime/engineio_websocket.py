@@ -3,11 +3,9 @@
 Its adapter raises OSError on the ASGI `websocket.disconnect` message. The
 handler catches it in a frame that holds the task that raised it, so every
 closed connection leaves a reference cycle (exception -> traceback -> frame ->
-task -> exception) that keeps its whole object graph — transport, protocol,
-queues, tasks, about 120 objects — alive until a full garbage collection. With
-automatic collection off (gc_tuning.py) a reconnect storm of 5,000 clients left
-550,000 such objects and one 1.9 s collection in the middle of the storm
-(docs/performance.md). Answering the disconnect with None instead takes the
+task -> exception) that keeps its Engine.IO socket, tasks and frames alive
+until a collection, which runs rarely here (gc_tuning.py; what that cost in a
+reconnect storm: asgi_release.py). Answering the disconnect with None instead takes the
 handler's own "connection closed by client" path (during an upgrade from
 polling, its "failed upgrade" path), and reference counting frees the
 connection at once.
