@@ -160,13 +160,11 @@ def run_load(cfg: Config, workers: int, client_cpus: list[int] | None, server_pi
                         time.sleep(2)  # let the server settle after the connect storm
                         rss_connected = watch.rss_mb()
                         go.set()
-                        # The workers' load runs one period (users / rate) after go, for duration_s.
-                        period = cfg.users / cfg.rate if cfg.rate > 0 and not cfg.timers_only else 2.0
-                        begins = time.monotonic() - watch.start + period
+                        # The workers' load runs one period after go, for duration_s.
+                        begins = time.monotonic() - watch.start + cfg.period
                         load_window = (begins, begins + cfg.duration_s)
-                        if kill_at is not None:  # the workers' load begins one period (users / rate) after go
-                            threading.Timer(cfg.users / cfg.rate + kill_at, os.kill,
-                                            (server_pids[0], signal.SIGKILL)).start()
+                        if kill_at is not None:
+                            threading.Timer(cfg.period + kill_at, os.kill, (server_pids[0], signal.SIGKILL)).start()
             if time.monotonic() - last_print > 5:
                 last_print = time.monotonic()
                 cpu = watch.samples[-1][1] if watch.samples else 0

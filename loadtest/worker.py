@@ -43,6 +43,12 @@ class Config:
     storm_spread_s: float = 1.0  # the dropped devices reconnect spread over this long, as apps' jitter does
     failover: bool = False  # a device whose server goes away reconnects to the next URL (kill -9 runs)
 
+    @property
+    def period(self) -> float:
+        """Seconds between one user's sets; the load starts this long after every worker connected
+        (users arrive over it). Timers-only users chain their own timers: it only staggers their starts."""
+        return self.users / self.rate if self.rate > 0 and not self.timers_only else 2.0
+
 
 @dataclass
 class Samples:
@@ -366,8 +372,7 @@ async def _run(cfg: Config, first: int, count: int, workers: int, progress: Queu
     gc.collect()
     gc.freeze()
     gc.disable()
-    # Timers-only users chain their own timers; the period only staggers their starts.
-    period = cfg.users / cfg.rate if cfg.rate > 0 and not cfg.timers_only else 2.0
+    period = cfg.period
     begin = time.monotonic() + period  # the first period is for arriving: start, clock sync
     deadline = begin + cfg.duration_s
 

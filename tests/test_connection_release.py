@@ -10,13 +10,11 @@ realtime/http_protocol.py).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import json
 import logging
 import uuid
 import weakref
-from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -27,6 +25,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from loadtest.wsclient import SocketIOClient
 
 from .clients import token
+from .test_gc_tuning import collection_off
 
 
 def _websocket_protocols() -> list[object]:
@@ -48,20 +47,9 @@ def _cyclic_garbage() -> list[str]:
         gc.garbage.clear()
 
 
-@contextlib.contextmanager
-def _collection_off() -> Iterator[None]:
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
 async def test_closed_and_dropped_connections_are_freed_without_a_collection(server: str) -> None:
     uid = f"user-{uuid.uuid4().hex[:8]}"
-    with _collection_off():
+    with collection_off():
         gc.collect()
         already = {id(o) for o in _websocket_protocols() + _http_protocols()}
         clients = []

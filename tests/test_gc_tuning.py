@@ -3,8 +3,10 @@ the timer's full collection unfreezes everything and frees what sits in cycles."
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import weakref
+from collections.abc import Iterator
 
 from realtime.gc_tuning import Collections
 
@@ -14,13 +16,24 @@ class _Node:
         self.me = self  # a cycle: only a collection frees it
 
 
-def test_growth_is_frozen_and_the_timer_collects_everything() -> None:
+@contextlib.contextmanager
+def collection_off() -> Iterator[None]:
+    """Automatic collection off, as in the server, for one test; frozen objects unfrozen after."""
     was_enabled = gc.isenabled()
     gc.disable()
-    gc.collect()
-    collections = Collections(now=0.0, growth_limit=1_000, full_every_s=600)
-    frozen = gc.get_freeze_count()
     try:
+        yield
+    finally:
+        gc.unfreeze()
+        if was_enabled:
+            gc.enable()
+
+
+def test_growth_is_frozen_and_the_timer_collects_everything() -> None:
+    with collection_off():
+        gc.collect()
+        collections = Collections(now=0.0, growth_limit=1_000, full_every_s=600)
+        frozen = gc.get_freeze_count()
         garbage = _Node()
         dead = weakref.ref(garbage)
         del garbage
@@ -33,7 +46,3 @@ def test_growth_is_frozen_and_the_timer_collects_everything() -> None:
         collections.tick(now=600.0)  # the timer: everything collected once, then frozen again
         assert dead() is None
         assert gc.get_freeze_count() >= frozen + len(live)
-    finally:
-        gc.unfreeze()
-        if was_enabled:
-            gc.enable()
