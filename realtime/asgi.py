@@ -14,6 +14,7 @@ from rest.app import create_rest_app
 from . import logs
 from .asgi_release import ReleaseOnEnd
 from .auth import TokenVerifier
+from .edge import STATE_KEY, Edge
 from .lifespan import lifespan
 from .namespace import Namespace
 from .services import Services
@@ -38,10 +39,13 @@ def create_app(settings: Settings | None = None) -> ReleaseOnEnd:
     namespace.add_handlers({**workouts.table(), **rooms.table()})
     namespace.disconnect_hooks.append(rooms.disconnected)
 
+    edge = Edge(namespace.sio)
+
     @contextlib.asynccontextmanager
-    async def app_lifespan(_: Starlette) -> AsyncIterator[None]:
+    async def app_lifespan(_: Starlette) -> AsyncIterator[dict[str, Edge]]:
         async with lifespan(services, namespace.sio, workouts.load_baseline, rooms):
-            yield
+            # The lifespan state reaches uvicorn's HTTP protocol, which hands websockets to the edge.
+            yield {STATE_KEY: edge}
 
     rest = create_rest_app(services, app_lifespan)
     return ReleaseOnEnd(socketio.ASGIApp(namespace.sio, other_asgi_app=rest, socketio_path="socket.io"))

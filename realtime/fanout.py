@@ -26,6 +26,7 @@ from engineio import packet as eio_packet
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from .edge import EdgeSocket, frame_for_all
 from .keys import Keys
 from .metrics import Metrics
 
@@ -114,17 +115,29 @@ class Fanout:
             room = group_room(room_id)
         else:
             return
-        pkt = eio_packet.Packet(eio_packet.MESSAGE, data=data.decode())
+        ready = frame_for_all(data)  # the edge's sockets all get these same bytes
+        pkt: eio_packet.Packet | None = None
         sockets = self.sio.eio.sockets
         for sid, eio_sid in self.sio.manager.get_participants("/", room):
             sock = sockets.get(eio_sid)
-            if sock is None or sock.closed:
+            if sock is None or sock.closing or sock.closed:
                 continue
-            if sock.queue.qsize() >= self.max_queued:
-                self.metrics.slow_consumers.inc()
-                log.warning("device is not reading; disconnecting it", extra={"sid": sid})
-                asyncio.get_running_loop().create_task(self.sio.disconnect(sid))
-                continue
-            # What engine.io's send() does, minus a task and an await per recipient.
-            sock.queue.put_nowait(pkt)
+            edge = isinstance(sock, EdgeSocket)
+            if (sock.backlog if edge else sock.queue.qsize()) >= self.max_queued:
+                self._cut_off(sid, sock if edge else None)
+            elif edge:
+                sock.write(ready)
+            else:
+                # python-engineio's socket (long-polling, or upgraded from it): what its send() does,
+                # minus a task and an await per recipient.
+                pkt = pkt or eio_packet.Packet(eio_packet.MESSAGE, data=data.decode())
+                sock.queue.put_nowait(pkt)
         self.metrics.fanout_events.inc()
+
+    def _cut_off(self, sid: str, edge: EdgeSocket | None) -> None:
+        self.metrics.slow_consumers.inc()
+        log.warning("device is not reading; disconnecting it", extra={"sid": sid})
+        if edge is not None:
+            edge.abort()  # it reads nothing, so a goodbye would never reach it
+        else:
+            asyncio.get_running_loop().create_task(self.sio.disconnect(sid))

@@ -96,6 +96,8 @@ class Namespace:
             cors_allowed_origins=list(settings.cors_origins) or [],
             max_http_buffer_size=settings.max_message_bytes,
             json=_MsgspecJson,
+            # Each message already has a task of its own (edge.py, or python-engineio's): none more.
+            async_handlers=False,
             logger=False,
             engineio_logger=False,
         )

@@ -1,0 +1,157 @@
+"""The websocket edge (realtime/edge.py) at the byte level: what a raw client sends, what it gets back.
+
+The protocol tests drive it with python-socketio's client; these send what
+that client never would — fragments, broken frames, huge messages, Engine.IO's
+own close — and check that only the offending connection ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import struct
+import uuid
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from realtime.ws_frames import BINARY, CLOSE, CONTINUATION, PING, PONG, TEXT
+
+from .clients import Device, token
+from .test_ws_frames import client_frame
+
+
+class RawClient:
+    """A websocket client with nothing between the test and the bytes."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    @classmethod
+    async def open(cls, server: str) -> tuple[RawClient, dict[str, Any]]:
+        address = urlsplit(server)
+        reader, writer = await asyncio.open_connection(address.hostname, address.port)
+        writer.write(
+            b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: liveset\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        response = await reader.readuntil(b"\r\n\r\n")
+        assert response.startswith(b"HTTP/1.1 101 ")
+        assert b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" in response
+        client = cls(reader, writer)
+        opcode, opening = await client.frame()
+        assert opcode == TEXT and opening.startswith(b"0")
+        return client, json.loads(opening[1:])
+
+    async def frame(self) -> tuple[int, bytes]:
+        head = await asyncio.wait_for(self.reader.readexactly(2), 5)
+        length = head[1] & 0x7F
+        if length == 126:
+            length = struct.unpack("!H", await self.reader.readexactly(2))[0]
+        elif length == 127:
+            length = struct.unpack("!Q", await self.reader.readexactly(8))[0]
+        return head[0] & 0x0F, await self.reader.readexactly(length)
+
+    async def text_starting(self, prefix: bytes) -> bytes:
+        while True:
+            opcode, payload = await self.frame()
+            if opcode == TEXT and payload.startswith(prefix):
+                return payload
+
+    def send(self, *frames: bytes) -> None:
+        self.writer.write(b"".join(frames))
+
+    async def connect(self, user_id: str) -> None:
+        self.send(client_frame(TEXT, b"40" + json.dumps({"token": token(user_id), "device_id": "raw"}).encode()))
+        await self.text_starting(b"40")
+        await self.text_starting(b'42["session:ready"')
+
+    async def close(self) -> None:
+        self.writer.close()
+        await self.writer.wait_closed()
+
+    async def closed_with(self) -> int:
+        """The code of the server's close frame; then the server ends the TCP connection."""
+        while True:
+            opcode, payload = await self.frame()
+            if opcode == CLOSE:
+                assert await asyncio.wait_for(self.reader.read(), 5) == b""
+                await self.close()
+                return int(struct.unpack("!H", payload[:2])[0])
+
+
+async def _connections(server: str) -> float:
+    async with httpx.AsyncClient() as http:
+        text = (await http.get(f"{server}/metrics")).text
+    return float(next(line.split()[1] for line in text.splitlines() if line.startswith("liveset_connections ")))
+
+
+async def _settles_at(server: str, expected: float) -> float:
+    for _ in range(50):
+        if (value := await _connections(server)) == expected:
+            return value
+        await asyncio.sleep(0.05)
+    return await _connections(server)
+
+
+async def test_the_opening_advertises_the_heartbeat_and_no_upgrade(server: str) -> None:
+    client, opening = await RawClient.open(server)
+    assert opening["upgrades"] == [] and opening["pingInterval"] == 25_000 and opening["pingTimeout"] == 20_000
+    assert opening["maxPayload"] == 64 * 1024 and len(opening["sid"]) >= 16
+    await client.close()
+
+
+async def test_a_fragmented_event_is_answered_like_a_whole_one(server: str) -> None:
+    client, _ = await RawClient.open(server)
+    await client.connect(f"user-{uuid.uuid4().hex[:8]}")
+    client.send(
+        client_frame(TEXT, b'427["time', fin=False),
+        client_frame(PING, b"in between"),
+        client_frame(CONTINUATION, b':sync",', fin=False),
+        client_frame(CONTINUATION, b"{}]"),
+    )
+    assert await client.frame() == (PONG, b"in between")
+    ack = await client.text_starting(b"437")
+    assert json.loads(ack[3:])[0]["ok"] is True
+    await client.close()
+
+
+@pytest.mark.parametrize(
+    ("breach", "code"),
+    [
+        (client_frame(TEXT, b'42["time:sync",{}]', masked=False), 1002),
+        (client_frame(TEXT, b"4" + b"x" * (64 * 1024 + 1)), 1009),
+        (client_frame(TEXT, b'42["time:sync","\xff"]'), 1007),
+        (client_frame(TEXT, b"1"), 1000),  # Engine.IO's own close
+        (client_frame(CLOSE, struct.pack("!H", 1001)), 1001),  # echoed, as RFC 6455 asks
+    ],
+)
+async def test_a_client_that_breaks_the_protocol_or_leaves_ends_only_its_own_connection(
+    server: str, breach: bytes, code: int
+) -> None:
+    uid = f"user-{uuid.uuid4().hex[:8]}"
+    phone = await Device().connect(server, {"token": token(uid), "device_id": "phone"})
+    try:
+        await phone.wait_for("session:ready")
+        client, _ = await RawClient.open(server)
+        await client.connect(uid)
+        assert await _settles_at(server, 2) == 2
+        client.send(breach)
+        assert await client.closed_with() == code
+        assert await _settles_at(server, 1) == 1  # the server saw it leave
+        answer = await phone.sio.call("time:sync", {}, timeout=5)
+        assert answer["ok"] is True
+    finally:
+        await phone.close()
+
+
+async def test_a_binary_message_outside_socketio_changes_nothing(server: str) -> None:
+    client, _ = await RawClient.open(server)
+    await client.connect(f"user-{uuid.uuid4().hex[:8]}")
+    client.send(client_frame(BINARY, b"\x00\x01garbage"), client_frame(TEXT, b'429["time:sync",{}]'))
+    ack = await client.text_starting(b"439")
+    assert json.loads(ack[3:])[0]["ok"] is True
+    await client.close()
