@@ -104,7 +104,7 @@ class EdgeSocket(asyncio.Protocol):
         self.edge = edge
         self.sid: str = edge.eio.generate_id()
         self.transport: asyncio.Transport | None = transport
-        self.reader = FrameReader(edge.max_size)
+        self.reader: FrameReader | None = FrameReader(edge.max_size)
         self.server_state = server_state
         self.timer: asyncio.TimerHandle | None = None
         self.awaiting_pong = False
@@ -125,7 +125,7 @@ class EdgeSocket(asyncio.Protocol):
             self._closing_read(data)
             return
         try:
-            messages = self.reader.feed(data)
+            messages = self.reader.feed(data)  # type: ignore[union-attr]  # None only once closing
         except ProtocolError as exc:
             self.reader = None  # what follows can't be framed: it is read and dropped
             self._close(exc.code, str(exc), self.edge.reason.TRANSPORT_ERROR)
@@ -262,6 +262,8 @@ class EdgeSocket(asyncio.Protocol):
         self._end(self.edge.reason.TRANSPORT_ERROR)
 
     def _close(self, code: int, text: str, reason: Any, answered: bool = False) -> None:
+        if self.closing:  # our close frame is out already, or the connection is gone
+            return
         self._end(reason)
         self._shut(code, text, answered)
 
