@@ -2,11 +2,12 @@
 
 Each Lua script publishes an event once, as a ready-made Socket.IO packet, on
 the user's channel. Each process holds one pub/sub connection subscribed to the
-channels of the users who have a device connected to it (and only those), and
-one task reads it: messages of a channel arrive in publish order, which is seq
-order, and are handed to each local socket's send queue without awaiting in
-between — so no device sees two events of a workout out of order, and the
-packet is encoded once for all recipients, not once per socket.
+channels of the users who have a device connected to it (and only those)
+(subscriber.py), which calls `deliver` for each message as it is parsed:
+messages of a channel arrive in publish order, which is seq order, and are
+written to each local socket without awaiting in between — so no device sees
+two events of a workout out of order, and the packet (for the edge's sockets,
+the websocket frame) is encoded once for all recipients, not once per socket.
 
 Pub/sub is at-most-once: a device that sees a gap in `seq`, or reconnects,
 calls workout:sync. A device that stops reading is cut off once its queue is
@@ -17,18 +18,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections import Counter
 from collections.abc import Awaitable, Callable
 
 import socketio
 from engineio import packet as eio_packet
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
-
 from .edge import EdgeSocket, frame_for_all
 from .keys import Keys
 from .metrics import Metrics
+from .subscriber import Subscriber
 
 log = logging.getLogger("liveset.fanout")
 
@@ -45,32 +43,30 @@ KICK = b"!kick "  # a control message on a room channel: "!kick <user_id>" (not 
 
 class Fanout:
     def __init__(
-        self, redis: Redis, sio: socketio.AsyncServer, keys: Keys, metrics: Metrics, max_queued: int
+        self, redis_url: str, sio: socketio.AsyncServer, keys: Keys, metrics: Metrics, max_queued: int
     ) -> None:
         self.sio = sio
         self.max_queued = max_queued
         self.keys = keys
         self.metrics = metrics
-        self.pubsub = redis.pubsub(ignore_subscribe_messages=True)
+        self.subscriber = Subscriber(redis_url, self.deliver)
         self.listeners: Counter[str] = Counter()  # channel -> local sockets that need it
         self._channel_prefix = keys.user_channel_prefix().encode()
         self._room_prefix = keys.room_channel("").encode()
         # Set by the namespace: remove a user's sockets here from a group room.
         self.on_kick: Callable[[str, str], Awaitable[None]] | None = None
-        # A channel of this process's own, so the pub/sub connection is subscribed from the start.
-        self._own_channel = f"{keys.prefix}proc:{os.getpid()}:{id(self)}"
 
     async def listen(self, channel: str) -> None:
         """A local socket needs `channel`: subscribe on the first one."""
         self.listeners[channel] += 1
         if self.listeners[channel] == 1:
-            await self.pubsub.subscribe(channel)
+            await self.subscriber.subscribe(channel)
 
     async def unlisten(self, channel: str) -> None:
         self.listeners[channel] -= 1
         if self.listeners[channel] <= 0:
             del self.listeners[channel]
-            await self.pubsub.unsubscribe(channel)
+            await self.subscriber.unsubscribe(channel)
 
     async def join(self, user_id: str) -> None:
         """A device of `user_id` connected here."""
@@ -80,24 +76,7 @@ class Fanout:
         await self.unlisten(self.keys.user_channel(user_id))
 
     async def run(self) -> None:
-        await self.pubsub.subscribe(self._own_channel)
-        backoff = 0.1
-        try:
-            while True:
-                try:
-                    message = await self.pubsub.get_message(timeout=None)
-                except (RedisError, OSError) as exc:
-                    # redis-py reconnects and subscribes again on the next read; what was
-                    # published meanwhile is lost, which seq gaps + workout:sync repair.
-                    log.warning("pub/sub connection lost; reconnecting", extra={"error": str(exc)})
-                    await asyncio.sleep(backoff)
-                    backoff = min(backoff * 2, 2.0)
-                    continue
-                backoff = 0.1
-                if message is not None and message["type"] == "message":
-                    self.deliver(message["channel"], message["data"])
-        finally:
-            await self.pubsub.aclose()
+        await self.subscriber.run()
 
     def deliver(self, channel: bytes, data: bytes) -> None:
         if channel.startswith(self._channel_prefix):

@@ -22,6 +22,7 @@ from .keys import Keys
 from .live_state import LiveState
 from .persist import Writer
 from .scheduler import TimerScheduler
+from .script_line import ScriptLine
 from .services import Runtime, Services
 
 if TYPE_CHECKING:
@@ -68,13 +69,14 @@ async def lifespan(
 ) -> AsyncIterator[None]:
     settings = services.settings
     redis = redis_client(settings.redis_url)
+    line = ScriptLine(settings.redis_url)
     pool = None
     try:
         await redis.ping()
         pool = await create_pool(settings.database_url)
         keys = Keys(settings.redis_prefix)
-        live = LiveState(redis, keys, load_baseline, settings.workout_log_cap)
-        fanout = Fanout(redis, sio, keys, services.metrics, settings.max_queued_packets)
+        live = LiveState(redis, line, keys, load_baseline, settings.workout_log_cap)
+        fanout = Fanout(settings.redis_url, sio, keys, services.metrics, settings.max_queued_packets)
         fanout.on_kick = rooms.on_kick
         timers = TimerScheduler(live, services.metrics)
         devices = Devices(redis, keys, settings.max_devices_per_user, on_dead=rooms.purge_dead)
@@ -92,6 +94,8 @@ async def lifespan(
                 ),
                 group.create_task(_supervised("gc", gc_tuning.run_collections), name="gc"),
             ]
+            # Serve only once the pub/sub connection is up, so the first device's join is subscribed.
+            await asyncio.wait_for(fanout.subscriber.ready(), 5)
             with gc_tuning.tuned(services.metrics):
                 log.info("liveset started", extra={"pid": os.getpid()})
                 try:
@@ -102,5 +106,6 @@ async def lifespan(
     finally:
         if pool is not None:
             await pool.close()
+        await line.aclose()
         await redis.aclose()
         log.info("liveset stopped", extra={"pid": os.getpid()})

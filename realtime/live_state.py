@@ -15,12 +15,12 @@ from typing import Any
 
 import msgspec
 from redis.asyncio import Redis
-from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
 from . import protocol as p
 from .errors import AppError
 from .keys import SHARDS, Keys
+from .script_line import Script, ScriptLine
 
 LUA_DIR = Path(__file__).parent / "lua"
 SCRIPTS = (
@@ -46,21 +46,22 @@ def _json_or_null(value: object) -> bytes:
 
 
 class LiveState:
-    def __init__(self, redis: Redis, keys: Keys, load_baseline: BaselineLoader, log_cap: int) -> None:
-        self.redis = redis
+    def __init__(
+        self, redis: Redis, line: ScriptLine, keys: Keys, load_baseline: BaselineLoader, log_cap: int
+    ) -> None:
+        self.redis = redis  # for the few plain commands off the hot path
+        self.line = line  # every script
         self.log_cap = log_cap
         self.keys = keys
         self.load_baseline = load_baseline
         lib = (LUA_DIR / "_lib.lua").read_text()
-        self.scripts: dict[str, AsyncScript] = {
-            name: redis.register_script(lib + "\n" + (LUA_DIR / f"{name}.lua").read_text()) for name in SCRIPTS
-        }
+        self.scripts = {name: Script(lib + "\n" + (LUA_DIR / f"{name}.lua").read_text()) for name in SCRIPTS}
 
     async def _call(self, name: str, user_id: str, workout_id: str, *args: object) -> list[Any]:
         keys = self.keys.workout(user_id, workout_id)
         argv = [user_id, workout_id, now_ms(), self.keys.user_channel(user_id), self.log_cap, *args]
         try:
-            return await self.scripts[name](keys=keys, args=argv)  # type: ignore[no-any-return]
+            return await self.line.run(self.scripts[name], keys, argv)  # type: ignore[no-any-return]
         except RedisError as exc:
             raise AppError("unavailable", "live state is unreachable; retry") from exc
 
@@ -132,8 +133,8 @@ class LiveState:
     async def active_snapshot(self, user_id: str) -> msgspec.Raw | None:
         """The user's live workout, or None: one round trip."""
         try:
-            reply = await self.scripts["workout_active"](
-                keys=[self.keys.live(user_id)], args=[user_id, "", now_ms(), "", self.log_cap])
+            reply = await self.line.run(
+                self.scripts["workout_active"], [self.keys.live(user_id)], [user_id, "", now_ms(), "", self.log_cap])
         except RedisError as exc:
             raise AppError("unavailable", "live state is unreachable; retry") from exc
         return msgspec.Raw(reply[1]) if reply[0] == b"ok" else None
@@ -144,9 +145,9 @@ class LiveState:
         if not baselines:
             return
         try:
-            await self.scripts["records_rebase"](
-                keys=[self.keys.live(user_id)],
-                args=[user_id, "", now_ms(), "", self.log_cap, *(x for pair in baselines.items() for x in pair)])
+            await self.line.run(
+                self.scripts["records_rebase"], [self.keys.live(user_id)],
+                [user_id, "", now_ms(), "", self.log_cap, *(x for pair in baselines.items() for x in pair)])
         except RedisError as exc:
             raise AppError("unavailable", "live state is unreachable; retry") from exc
 
@@ -211,15 +212,8 @@ class LiveState:
 
         Returns (shard, timers fired, ms of the shard's next due timer or -1)."""
         now = now_ms()
-        script = self.scripts["timers_fire"]
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for shard in shards:
-                await script(
-                    keys=[self.keys.due(shard)],
-                    args=["", "", now, "", self.log_cap, "", self.keys.user_channel_prefix(), TIMERS_PER_CALL],
-                    client=pipe,
-                )
-            replies = await pipe.execute()
+        args = ["", "", now, "", self.log_cap, "", self.keys.user_channel_prefix(), TIMERS_PER_CALL]
+        replies = await self.line.run_all(self.scripts["timers_fire"], [([self.keys.due(s)], args) for s in shards])
         return [(shard, int(fired), int(next_due)) for shard, (fired, next_due) in zip(shards, replies, strict=True)]
 
 

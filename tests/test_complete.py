@@ -16,6 +16,7 @@ from realtime.embedded import EmbeddedPostgres
 from realtime.keys import Keys
 from realtime.lifespan import redis_client
 from realtime.live_state import LiveState
+from realtime.script_line import ScriptLine
 
 from .clients import Device, check, error, ok, token
 from .conftest import make_settings
@@ -136,12 +137,14 @@ async def test_killed_between_commit_and_retirement_a_retry_acks_without_duplica
     redis = redis_client(redis_url)
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
     try:
-        live = LiveState(redis, Keys(prefix), lambda u, e: asyncio.sleep(0, b"{}"), log_cap=1000)
+        line = ScriptLine(redis_url)
+        live = LiveState(redis, line, Keys(prefix), lambda u, e: asyncio.sleep(0, b"{}"), log_cap=1000)
         snapshot, notes = await live.complete_begin(uid, wid, None)
         await persist.Writer(pool).store(
             persist.rows_of(uid, msgspec.json.decode(snapshot, type=p.WorkoutSnapshot), notes))
     finally:
         await pool.close()
+        await line.aclose()
         await redis.aclose()
     assert (await error(phone, "set:complete", {"workout_id": wid, "set_id": new_id(), "exercise_id": "press",
                                                 "reps": 1}))["code"] == "conflict"  # frozen while completing
@@ -205,12 +208,15 @@ async def test_idle_workouts_are_completed_or_discarded(settings, server: str, d
         redis = redis_client(settings.redis_url)
         pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
         try:
-            live = LiveState(redis, Keys(settings.redis_prefix), lambda u, e: asyncio.sleep(0, b"{}"), log_cap=1000)
+            line = ScriptLine(settings.redis_url)
+            live = LiveState(
+                redis, line, Keys(settings.redis_prefix), lambda u, e: asyncio.sleep(0, b"{}"), log_cap=1000)
             runtime = type("R", (), {"live": live, "writer": persist.Writer(pool)})()
             assert await idle_reaper.reap_once(runtime, idle_s=1) == 2  # type: ignore[arg-type]
             assert await idle_reaper.reap_once(runtime, idle_s=1) == 0
         finally:
             await pool.close()
+            await line.aclose()
             await redis.aclose()
         (completed,) = await devices["with-sets"].wait_for("workout:completed")
         assert completed["summary"]["set_count"] == 1

@@ -20,6 +20,7 @@ from realtime.errors import AppError
 from realtime.keys import Keys
 from realtime.lifespan import redis_client
 from realtime.live_state import LiveState
+from realtime.script_line import ScriptLine
 
 EXERCISES = ["bench", "squat", "row"]
 
@@ -36,7 +37,8 @@ class LiveStateMachine(RuleBasedStateMachine):
         super().__init__()
         self.loop = asyncio.new_event_loop()
         self.redis = redis_client(self.redis_url)
-        self.live = LiveState(self.redis, Keys(f"sm{uuid.uuid4().hex[:6]}:"), _no_history, log_cap=10_000)
+        self.line = ScriptLine(self.redis_url)
+        self.live = LiveState(self.redis, self.line, Keys(f"sm{uuid.uuid4().hex[:6]}:"), _no_history, log_cap=10_000)
         self.user = "stateful-user"
         self.wid = str(uuid.uuid4())
         self.model: dict[str, dict] = {}  # set_id -> fields now
@@ -50,6 +52,7 @@ class LiveStateMachine(RuleBasedStateMachine):
         return self.loop.run_until_complete(together())
 
     def teardown(self) -> None:
+        self.loop.run_until_complete(self.line.aclose())
         self.loop.run_until_complete(self.redis.aclose())
         self.loop.close()
 

@@ -1,0 +1,115 @@
+"""The pipelined script connection (realtime/script_line.py) against the test Valkey."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from realtime.script_line import Script, ScriptLine
+
+APPEND = Script("redis.call('RPUSH', KEYS[1], ARGV[1]); return {ARGV[1], redis.call('LLEN', KEYS[1])}")
+FAIL = Script("return redis.error_reply('NOPE not today')")
+
+
+@pytest.fixture
+async def plain(redis_url: str) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis.from_url(redis_url)
+    yield client
+    await client.aclose()
+
+
+async def test_calls_made_together_are_answered_each_with_its_own_reply_in_order(
+    redis_url: str, plain: aioredis.Redis
+) -> None:
+    key = f"line:{uuid.uuid4().hex}"
+    await plain.script_flush()  # the first call meets NOSCRIPT and loads the script
+    line = ScriptLine(redis_url)
+    try:
+        # Each call gets its own reply, though after NOSCRIPT each one retries on its own.
+        first = await asyncio.gather(*(line.run(APPEND, [key], [n]) for n in range(100)))
+        assert [arg for arg, _ in first] == [str(n).encode() for n in range(100)]
+        assert sorted(length for _, length in first) == list(range(1, 101))
+        # Loaded, calls reach Redis in the order they were made.
+        then = await asyncio.gather(*(line.run(APPEND, [key], [n]) for n in range(100, 200)))
+        assert then == [[str(n).encode(), n + 1] for n in range(100, 200)]
+        assert (await plain.lrange(key, 100, -1)) == [str(n).encode() for n in range(100, 200)]
+        batch = await line.run_all(APPEND, [([key], ["a"]), ([key], [1.5])])
+        assert batch == [[b"a", 201], [b"1.5", 202]]
+    finally:
+        await line.aclose()
+
+
+async def test_an_error_reply_fails_its_call_only(redis_url: str) -> None:
+    line = ScriptLine(redis_url)
+    try:
+        results = await asyncio.gather(
+            line.run(APPEND, [f"line:{uuid.uuid4().hex}"], ["x"]), line.run(FAIL, [], []), return_exceptions=True)
+        assert results[0] == [b"x", 1]
+        assert isinstance(results[1], ResponseError) and "not today" in str(results[1])
+        assert await line.call(b"PING") == b"PONG"
+    finally:
+        await line.aclose()
+
+
+async def test_a_lost_connection_fails_what_waits_and_the_next_call_connects_again(
+    redis_url: str, plain: aioredis.Redis
+) -> None:
+    line = ScriptLine(redis_url)
+    try:
+        name = f"line-{uuid.uuid4().hex[:8]}"
+        await line.call(b"CLIENT", b"SETNAME", name)
+        waiting = asyncio.ensure_future(line.call(b"WAIT", 1, 3000))  # blocks: there is no replica
+        await asyncio.sleep(0.1)
+        assert await plain.execute_command("CLIENT", "KILL", "SKIPME", "yes", "TYPE", "normal", "ID",
+                                           await _client_id(plain, name)) == 1
+        with pytest.raises(RedisConnectionError):
+            await waiting
+        assert await line.call(b"PING") == b"PONG"
+    finally:
+        await line.aclose()
+
+
+async def test_a_reply_that_never_comes_times_out_instead_of_hanging(redis_url: str) -> None:
+    line = ScriptLine(redis_url, timeout_s=0.3)
+    try:
+        with pytest.raises(RedisTimeoutError):
+            await line.call(b"WAIT", 1, 2000)
+        assert await line.call(b"PING") == b"PONG"  # a new connection
+    finally:
+        await line.aclose()
+
+
+async def test_the_url_chooses_user_password_and_database(redis_url: str, plain: aioredis.Redis) -> None:
+    user, password = f"line-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+    await plain.execute_command("ACL", "SETUSER", user, "on", f">{password}", "~*", "+@all")
+    key = f"line:{uuid.uuid4().hex}"
+    base = redis_url.rsplit("/", 1)[0].replace("redis://", f"redis://{user}:{password}@")
+    line = ScriptLine(f"{base}/3")
+    try:
+        await line.run(APPEND, [key], ["in db 3"])
+        assert await line.call(b"ACL", b"WHOAMI") == user.encode()
+        third = aioredis.Redis.from_url(f"{redis_url.rsplit('/', 1)[0]}/3")
+        assert await third.lrange(key, 0, -1) == [b"in db 3"]
+        assert await plain.exists(key) == 0
+        await third.aclose()
+    finally:
+        await line.aclose()
+        await plain.execute_command("ACL", "DELUSER", user)
+    refused = ScriptLine(base.replace(password, "wrong") + "/0")
+    with pytest.raises(ResponseError):
+        await refused.call(b"PING")
+    await refused.aclose()
+
+
+async def _client_id(plain: aioredis.Redis, name: str) -> int:
+    for client in await plain.client_list():
+        if client["name"] == name:
+            return int(client["id"])
+    raise AssertionError(f"no client named {name}")

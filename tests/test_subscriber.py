@@ -1,0 +1,75 @@
+"""The pub/sub connection (realtime/subscriber.py) against the test Valkey, connection kills included."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+
+import redis.asyncio as aioredis
+
+from realtime.subscriber import Subscriber
+
+
+@contextlib.asynccontextmanager
+async def running(redis_url: str) -> AsyncIterator[tuple[Subscriber, list[tuple[bytes, bytes]]]]:
+    got: list[tuple[bytes, bytes]] = []
+    subscriber = Subscriber(redis_url, lambda channel, data: got.append((channel, data)))
+    task = asyncio.create_task(subscriber.run())
+    try:
+        await asyncio.wait_for(subscriber.ready(), 5)
+        yield subscriber, got
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def _eventually(check: object, timeout: float = 5) -> None:
+    for _ in range(int(timeout / 0.02)):
+        if check():  # type: ignore[operator]
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("not within the time")
+
+
+async def test_what_is_published_after_subscribe_returns_arrives_in_order_and_stops_after_unsubscribe(
+    redis_url: str,
+) -> None:
+    channel = f"sub:{uuid.uuid4().hex}"
+    publisher = aioredis.Redis.from_url(redis_url)
+    try:
+        async with running(redis_url) as (subscriber, got):
+            await subscriber.subscribe(channel)
+            for n in range(50):  # no wait: subscribe returned once Redis confirmed it
+                await publisher.publish(channel, f"m{n}")
+            await _eventually(lambda: len(got) == 50)
+            assert got == [(channel.encode(), f"m{n}".encode()) for n in range(50)]
+            await subscriber.unsubscribe(channel)
+            assert await publisher.publish(channel, "after") == 0  # nobody listens any more
+    finally:
+        await publisher.aclose()
+
+
+async def test_a_killed_connection_is_reopened_and_every_channel_subscribed_again(redis_url: str) -> None:
+    channels = [f"sub:{uuid.uuid4().hex}" for _ in range(3)]
+    publisher = aioredis.Redis.from_url(redis_url)
+    try:
+        async with running(redis_url) as (subscriber, got):
+            for channel in channels:
+                await subscriber.subscribe(channel)
+            assert await publisher.execute_command("CLIENT", "KILL", "TYPE", "pubsub") >= 1
+            for _ in range(250):  # `run` reconnects with backoff and subscribes each channel again
+                if all(count == 1 for _, count in await publisher.pubsub_numsub(*channels)):
+                    break
+                await asyncio.sleep(0.02)
+            else:
+                raise AssertionError("the channels were not subscribed again")
+            got.clear()
+            for channel in channels:
+                await publisher.publish(channel, "back")
+            await _eventually(lambda: len(got) == 3)
+            assert sorted(got) == sorted((c.encode(), b"back") for c in channels)
+    finally:
+        await publisher.aclose()
