@@ -18,11 +18,11 @@ import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from .errors import AppError
 from .keys import Keys
+from .script_line import Script, ScriptLine
 
 log = logging.getLogger("liveset.devices")
 
@@ -33,16 +33,16 @@ _LUA = Path(__file__).parent / "lua"
 
 
 class Devices:
-    def __init__(self, redis: Redis, keys: Keys, limit: int,
+    def __init__(self, line: ScriptLine, keys: Keys, limit: int,
                  on_dead: Callable[[list[str]], Awaitable[None]] | None = None) -> None:
-        self.redis = redis
+        self.line = line  # a connect and a disconnect each cost one command on it
         self.on_dead = on_dead
         self.keys = keys
         self.limit = limit
         self.process = uuid.uuid4().hex[:12]
         self.dead: list[str] = []
-        self._join = redis.register_script((_LUA / "devices_join.lua").read_text())
-        self._beat = redis.register_script((_LUA / "heartbeat.lua").read_text())
+        self._join = Script((_LUA / "devices_join.lua").read_text())
+        self._beat = Script((_LUA / "heartbeat.lua").read_text())
 
     def _entry(self, sid: str) -> str:
         return f"{self.process}|{sid}"
@@ -50,9 +50,9 @@ class Devices:
     async def join(self, user_id: str, sid: str, device_id: str) -> bool:
         """Register the connection; False when the user has `limit` other devices connected."""
         try:
-            admitted, _ = await self._join(
-                keys=[self.keys.connections(user_id)],
-                args=[self._entry(sid), device_id, self.limit, REMEMBER_DEAD_S, *self.dead],
+            admitted, _ = await self.line.run(
+                self._join, [self.keys.connections(user_id)],
+                [self._entry(sid), device_id, self.limit, REMEMBER_DEAD_S, *self.dead],
             )
         except RedisError as exc:
             raise AppError("unavailable", "live state is unreachable; retry") from exc
@@ -60,14 +60,14 @@ class Devices:
 
     async def leave(self, user_id: str, sid: str) -> None:
         try:
-            await self.redis.hdel(self.keys.connections(user_id), self._entry(sid))
+            await self.line.call(b"HDEL", self.keys.connections(user_id), self._entry(sid))
         except RedisError:
             log.warning("could not unregister a connection; it expires with this process's heartbeat")
 
     async def beat(self) -> list[str]:
         """Refresh this process's heartbeat; returns the processes found dead just now."""
-        reply = [p.decode() for p in await self._beat(
-            keys=self.keys.processes(), args=[self.process, time.time(), PROCESS_TTL_S, REMEMBER_DEAD_S])]
+        reply = [p.decode() for p in await self.line.run(
+            self._beat, self.keys.processes(), [self.process, time.time(), PROCESS_TTL_S, REMEMBER_DEAD_S])]
         cut = reply.index("|")
         self.dead = reply[cut + 1:]
         return reply[:cut]

@@ -79,7 +79,7 @@ async def lifespan(
         fanout = Fanout(settings.redis_url, sio, keys, services.metrics, settings.max_queued_packets)
         fanout.on_kick = rooms.on_kick
         timers = TimerScheduler(live, services.metrics)
-        devices = Devices(redis, keys, settings.max_devices_per_user, on_dead=rooms.purge_dead)
+        devices = Devices(line, keys, settings.max_devices_per_user, on_dead=rooms.purge_dead)
         await devices.beat()
         services.runtime = Runtime(redis=redis, db=pool, live=live, fanout=fanout, timers=timers, devices=devices,
                                    writer=Writer(pool))
