@@ -130,7 +130,17 @@ local function need_base(exercise)
   return nil
 end
 
-local function walk(exercise)
+local function slot_of(rtype, weight)
+  if weight then return rtype .. '@' .. weight end
+  return rtype
+end
+
+-- `latest`, when given, is {id, set, records}: a set that is now the last of the
+-- workout's order, and the exercise's records before it (decoded from K.recs). Those
+-- records are what a walk up to that set found, so only the set itself is weighed —
+-- sets are nearly always logged as they happen, and a full walk reads every set of
+-- the workout (measured: 0.5-0.9 ms of Redis per set at 60 sets).
+local function walk(exercise, latest)
   local base = cjson.decode(redis.call('HGET', K.base, exercise))
   local best = {max_weight = base.max_weight, est_1rm = base.est_1rm, max_volume = base.max_volume}
   local reps_best = {}
@@ -146,19 +156,34 @@ local function walk(exercise)
     holders[slot] = {type = rtype, value = value, previous = current, set_id = set_id, weight = weight}
     if slot ~= rtype then reps_best[weight] = value else best[slot] = value end
   end
-  local ids = redis.call('ZRANGE', K.order, 0, -1)
-  for _, id in ipairs(ids) do
-    local set = cjson.decode(redis.call('HGET', K.sets, id))
+  -- Values as records store them (3 decimals), so that weighing one set against the
+  -- stored records decides exactly as a walk from the start does.
+  local function weigh(id, set)
     if set.exercise_id == exercise and set.set_type ~= 'warmup' and type(set.reps) == 'number' and set.reps >= 1 then
       local w = set.weight_kg
       if type(w) ~= 'number' then w = 0 end
       if w > 0 then
-        consider('max_weight', 'max_weight', w, id)
+        consider('max_weight', 'max_weight', tonumber(num(w, 3)), id)
         consider('est_1rm', 'est_1rm', tonumber(num(w * (1 + set.reps / 30), 2)), id)
         consider('max_volume', 'max_volume', tonumber(num(w * set.reps, 3)), id)
       end
       local wk = wkey(w)
       consider('max_reps@' .. wk, 'max_reps', set.reps, id, wk)
+    end
+  end
+  if latest then
+    for _, r in ipairs(latest.records) do
+      local weight = nil
+      if r.weight_kg then weight = wkey(r.weight_kg) end
+      local slot = slot_of(r.type, weight)
+      holders[slot] = {type = r.type, value = r.value, previous = r.previous, set_id = r.set_id, weight = weight}
+      table.insert(order, slot)
+      if weight then reps_best[weight] = r.value else best[slot] = r.value end
+    end
+    weigh(latest.id, latest.set)
+  else
+    for _, id in ipairs(redis.call('ZRANGE', K.order, 0, -1)) do
+      weigh(id, cjson.decode(redis.call('HGET', K.sets, id)))
     end
   end
   return holders, order
@@ -173,25 +198,26 @@ local function record_json(h)
   return s .. '}'
 end
 
-local function slot_of(rtype, weight)
-  if weight then return rtype .. '@' .. weight end
-  return rtype
-end
-
 -- Walk the exercise again and store its records. Returns the records JSON array and
 -- the JSON items of the records `set_id` gained: a slot it did not hold before, or
--- holds now with a higher value (an edit that made a set heavier).
-local function rewalk(exercise, set_id)
-  local before = {}
+-- holds now with a higher value (an edit that made a set heavier). `added`, the set
+-- just logged as `set_id`, lets a set that is the workout's last be weighed alone.
+local function rewalk(exercise, set_id, added)
+  local before, records = {}, {}
   local old = redis.call('HGET', K.recs, exercise)
   if old then
-    for _, r in ipairs(cjson.decode('[' .. old .. ']')) do
+    records = cjson.decode('[' .. old .. ']')
+    for _, r in ipairs(records) do
       local weight = nil
       if r.weight_kg then weight = wkey(r.weight_kg) end
       before[slot_of(r.type, weight)] = r
     end
   end
-  local holders, order = walk(exercise)
+  local latest = nil
+  if added and redis.call('ZRANGE', K.order, -1, -1)[1] == set_id then
+    latest = {id = set_id, set = added, records = records}
+  end
+  local holders, order = walk(exercise, latest)
   local items, news = {}, {}
   for _, slot in ipairs(order) do
     local h = holders[slot]

@@ -16,7 +16,7 @@ local set = cjson.decode(ARGV[8])
 redis.call('HSET', K.sets, set_id, ARGV[8])
 redis.call('ZADD', K.order, ARGV[10], set_id)
 tally(set, 1)
-local records, news = rewalk(exercise, set_id)
+local records, news = rewalk(exercise, set_id, set)
 touch()
 local _, ack = emit('set:completed', function()
   return ',"set":' .. ARGV[8] .. ',"stats":' .. stats_json() .. ',"records":' .. records
