@@ -42,8 +42,8 @@ async def _records_after(live: LiveState, user: str, sets: list[tuple], arrival:
     snapshot = msgspec.json.decode(bytes(await live.snapshot(user, wid)))
     await live.discard(user, wid)
     by_index = {set_id: i for i, set_id in enumerate(ids)}
-    return sorted((r["type"], r.get("weight_kg"), r["value"], r["previous"], by_index[r["set_id"]])
-                  for r in snapshot["records"])
+    return sorted(((r["type"], r.get("weight_kg"), r["value"], r["previous"], by_index[r["set_id"]])
+                   for r in snapshot["records"]), key=repr)
 
 
 @pytest.fixture(scope="module")
