@@ -172,11 +172,13 @@ local function walk(exercise, latest)
     end
   end
   if latest then
-    for _, r in ipairs(latest.records) do
+    for i, r in ipairs(latest.records) do
       local weight = nil
       if r.weight_kg then weight = wkey(r.weight_kg) end
       local slot = slot_of(r.type, weight)
-      holders[slot] = {type = r.type, value = r.value, previous = r.previous, set_id = r.set_id, weight = weight}
+      -- `json`: the record's stored text, used as it is unless this set takes the slot.
+      holders[slot] = {type = r.type, value = r.value, previous = r.previous, set_id = r.set_id, weight = weight,
+        json = latest.texts[i]}
       table.insert(order, slot)
       if weight then reps_best[weight] = r.value else best[slot] = r.value end
     end
@@ -203,10 +205,12 @@ end
 -- holds now with a higher value (an edit that made a set heavier). `added`, the set
 -- just logged as `set_id`, lets a set that is the workout's last be weighed alone.
 local function rewalk(exercise, set_id, added)
-  local before, records = {}, {}
+  local before, records, texts = {}, {}, {}
   local old = redis.call('HGET', K.recs, exercise)
   if old then
     records = cjson.decode('[' .. old .. ']')
+    -- A record's JSON holds no string a client chose and no nested object, so each one is a `{...}`.
+    for text in string.gmatch(old, '{[^}]*}') do table.insert(texts, text) end
     for _, r in ipairs(records) do
       local weight = nil
       if r.weight_kg then weight = wkey(r.weight_kg) end
@@ -215,13 +219,13 @@ local function rewalk(exercise, set_id, added)
   end
   local latest = nil
   if added and redis.call('ZRANGE', K.order, -1, -1)[1] == set_id then
-    latest = {id = set_id, set = added, records = records}
+    latest = {id = set_id, set = added, records = records, texts = texts}
   end
   local holders, order = walk(exercise, latest)
   local items, news = {}, {}
   for _, slot in ipairs(order) do
     local h = holders[slot]
-    local item = record_json(h)
+    local item = h.json or record_json(h)
     table.insert(items, item)
     local prev = before[slot]
     if h.set_id == set_id and (prev == nil or prev.set_id ~= set_id or h.value > prev.value) then
