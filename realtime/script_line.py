@@ -1,13 +1,8 @@
 """One pipelined Redis connection for the Lua scripts on the hot path.
 
-redis-py sends each command through its pool: a checkout, a retry wrapper, an
-`asyncio.timeout` and a stream read per call — about 75 µs of this process's
-CPU per script call, against about 10 µs for a command written straight to a
-connection and its reply matched in order (docs/performance.md). Every set
-runs two or three scripts, so here they share one connection, as node-redis
-does: a call writes its command at once (calls made in the same loop turn
-leave in one segment), and replies, which Redis sends in command order, are
-parsed by hiredis in `data_received` and handed to the waiting futures.
+Every set runs two or three scripts, so the process's scripts share one
+connection (redis_connection.py), as node-redis does: a call writes its
+command at once, and calls made in the same loop turn leave in one segment.
 
 A lost connection fails every waiting call (the caller answers `unavailable`;
 its client retries with the same ids, which the scripts dedupe) and the next
@@ -19,17 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import ssl
-import time
-from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-import hiredis
-from redis.asyncio.connection import SSLConnection, UnixDomainSocketConnection, parse_url
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import InvalidResponse, ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.asyncio.connection import parse_url
+from redis.exceptions import ResponseError
+
+from .redis_connection import Connection, command, connect
 
 
 class Script:
@@ -42,148 +33,19 @@ class Script:
         self.sha = hashlib.sha1(self.source).hexdigest().encode()
 
 
-def _arg(value: object) -> bytes:
-    # What redis-py's encoder accepts, minus what liveset never sends.
-    if isinstance(value, bytes):
-        return value
-    if isinstance(value, str):
-        return value.encode()
-    if isinstance(value, int) and not isinstance(value, bool):
-        return b"%d" % value
-    if isinstance(value, float):
-        return repr(value).encode()
-    raise TypeError(f"a Redis argument must be bytes, str, int or float, not {type(value).__name__}")
-
-
-def _command(args: Sequence[object]) -> bytes:
-    parts = [b"*%d\r\n" % len(args)]
-    for value in args:
-        data = _arg(value)
-        parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
-    return b"".join(parts)
-
-
-PushHandler = Callable[[bytes, bytes], None]
-
-
-class _Connection(asyncio.Protocol):
-    """Commands out, replies matched in order; on a subscribed connection, `message` pushes to `on_push`."""
-
-    def __init__(self, timeout_s: float, on_push: PushHandler | None = None) -> None:
-        self.timeout_s = timeout_s
-        self.on_push = on_push
-        self.ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.transport: asyncio.Transport | None = None
-        self.reader = hiredis.Reader(replyError=ResponseError, protocolError=InvalidResponse)
-        self.waiting: deque[tuple[asyncio.Future[Any], float]] = deque()
-        self.watchdog: asyncio.TimerHandle | None = None
-        self.lost: BaseException | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def send(self, command: bytes) -> asyncio.Future[Any]:
-        if self.transport is None or self.transport.is_closing():
-            raise RedisConnectionError("the Redis connection is closed")
-        self.transport.write(command)
-        future = asyncio.get_running_loop().create_future()
-        self.waiting.append((future, time.monotonic() + self.timeout_s))
-        if self.watchdog is None:
-            self.watchdog = asyncio.get_running_loop().call_later(self.timeout_s, self._check)
-        return future
-
-    def data_received(self, data: bytes) -> None:
-        self.reader.feed(data)
-        try:
-            while (reply := self.reader.gets()) is not False:
-                if self.on_push is not None and type(reply) is list and reply[0] == b"message":
-                    self.on_push(reply[1], reply[2])
-                    continue
-                future, _ = self.waiting.popleft()
-                if future.done():  # its caller was cancelled; the reply still had to be read
-                    continue
-                if isinstance(reply, ResponseError):
-                    future.set_exception(reply)
-                else:
-                    future.set_result(reply)
-        except (InvalidResponse, IndexError) as exc:  # not Redis speaking: nothing read after it can be trusted
-            self._drop(RedisConnectionError(f"unreadable reply from Redis: {exc}"))
-
-    def _check(self) -> None:
-        self.watchdog = None
-        if not self.waiting:
-            return
-        _, deadline = self.waiting[0]
-        now = time.monotonic()
-        if now >= deadline:
-            self._drop(RedisTimeoutError(f"no reply from Redis within {self.timeout_s:g} s"))
-        else:
-            self.watchdog = asyncio.get_running_loop().call_later(deadline - now, self._check)
-
-    def _drop(self, error: BaseException) -> None:
-        if self.transport is not None:
-            self.transport.abort()
-        self._fail(error)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.transport = None
-        self._fail(RedisConnectionError(f"lost the Redis connection: {exc or 'closed'}"))
-
-    def _fail(self, error: BaseException) -> None:
-        self.lost = self.lost or error
-        if not self.ended.done():
-            self.ended.set_result(None)
-        if self.watchdog is not None:
-            self.watchdog.cancel()
-            self.watchdog = None
-        while self.waiting:
-            future, _ = self.waiting.popleft()
-            if not future.done():
-                future.set_exception(error)
-
-
-async def connect(
-    options: dict[str, Any], protocol: Callable[[], _Connection], connect_timeout_s: float
-) -> _Connection:
-    """A connection as redis-py's URL options describe it (TCP, TLS or a unix socket; user, password, db)."""
-    loop = asyncio.get_running_loop()
-    kind = options.get("connection_class")
-    try:
-        async with asyncio.timeout(connect_timeout_s):
-            if kind is UnixDomainSocketConnection:
-                _, connection = await loop.create_unix_connection(protocol, options["path"])
-            else:
-                secure = ssl.create_default_context() if kind is SSLConnection else None
-                _, connection = await loop.create_connection(
-                    protocol, options.get("host", "localhost"), options.get("port", 6379), ssl=secure)
-    except (OSError, TimeoutError) as exc:
-        raise RedisConnectionError(f"cannot reach Redis: {exc}") from exc
-    try:
-        if options.get("password"):
-            user = [options["username"]] if options.get("username") else []
-            await connection.send(_command([b"AUTH", *user, options["password"]]))
-        if options.get("db"):
-            await connection.send(_command([b"SELECT", options["db"]]))
-    except BaseException:
-        if connection.transport is not None:
-            connection.transport.close()
-        raise
-    return connection
-
-
 class ScriptLine:
     def __init__(self, url: str, timeout_s: float = 5.0, connect_timeout_s: float = 2.0) -> None:
         self.options = parse_url(url)
         self.timeout_s = timeout_s
         self.connect_timeout_s = connect_timeout_s
-        self._connection: _Connection | None = None
+        self._connection: Connection | None = None
         self._connecting: asyncio.Lock | None = None
 
     async def call(self, *args: object) -> Any:
         connection = self._connection
         if connection is None or connection.lost is not None:
             connection = await self._connect()
-        return await connection.send(_command(args))
+        return await connection.send(command(args))
 
     async def run(self, script: Script, keys: Sequence[object], args: Sequence[object]) -> Any:
         try:
@@ -200,7 +62,7 @@ class ScriptLine:
         connection = self._connection
         if connection is None or connection.lost is not None:
             connection = await self._connect()
-        futures = [connection.send(_command([b"EVALSHA", script.sha, len(keys), *keys, *args]))
+        futures = [connection.send(command([b"EVALSHA", script.sha, len(keys), *keys, *args]))
                    for keys, args in calls]
         try:
             return list(await asyncio.gather(*futures))
@@ -209,13 +71,13 @@ class ScriptLine:
                 raise
         return [await self.run(script, keys, args) for keys, args in calls]
 
-    async def _connect(self) -> _Connection:
+    async def _connect(self) -> Connection:
         if self._connecting is None:
             self._connecting = asyncio.Lock()
         async with self._connecting:
             if self._connection is None or self._connection.lost is not None:
                 self._connection = await connect(
-                    self.options, lambda: _Connection(self.timeout_s), self.connect_timeout_s)
+                    self.options, lambda: Connection(self.timeout_s), self.connect_timeout_s)
             return self._connection
 
     async def aclose(self) -> None:

@@ -4,8 +4,8 @@ redis-py's PubSub reads one message per `get_message` call, through its
 parser, its push handler and an await per message — on the path of every
 event every device receives. Here the connection's `data_received` parses
 with hiredis and calls `on_message(channel, data)` at once, in publish order,
-with no task or await in between (script_line.py's connection, with
-`message` pushes routed to the callback).
+with no task or await in between (redis_connection.py, with `message`
+pushes routed to the callback).
 
 `subscribe` returns once Redis has confirmed the subscription, so what is
 published after it returns is delivered. A lost connection is reopened by
@@ -21,7 +21,7 @@ import logging
 from redis.asyncio.connection import parse_url
 from redis.exceptions import RedisError
 
-from .script_line import PushHandler, _command, _Connection, connect
+from .redis_connection import Connection, PushHandler, command, connect
 
 log = logging.getLogger("liveset.fanout")
 
@@ -32,7 +32,7 @@ class Subscriber:
         self.on_message = on_message
         self.timeout_s = timeout_s
         self.channels: set[str] = set()
-        self._connection: _Connection | None = None
+        self._connection: Connection | None = None
         self._up = asyncio.Event()
 
     async def subscribe(self, channel: str) -> None:
@@ -48,7 +48,7 @@ class Subscriber:
         if connection is None or connection.lost is not None:
             return  # `run` subscribes to what is in `channels` when it reconnects
         try:
-            await connection.send(_command([verb, channel]))
+            await connection.send(command([verb, channel]))
         except RedisError:
             pass  # the connection is being lost; `run` takes over
 
@@ -59,9 +59,9 @@ class Subscriber:
             while True:
                 try:
                     connection = await connect(
-                        self.options, lambda: _Connection(self.timeout_s, self.on_message), 2.0)
+                        self.options, lambda: Connection(self.timeout_s, self.on_message), 2.0)
                     self._connection = connection
-                    await asyncio.gather(*(connection.send(_command([b"SUBSCRIBE", c])) for c in self.channels))
+                    await asyncio.gather(*(connection.send(command([b"SUBSCRIBE", c])) for c in self.channels))
                     self._up.set()
                     backoff = 0.1
                     await connection.ended
