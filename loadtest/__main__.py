@@ -122,17 +122,25 @@ def merge(parts: list[Samples]) -> Samples:
     return total
 
 
+def _ms_per_set(watch: ServerWatch, window: tuple[float, float] | None, sets_per_s: float) -> float | None:
+    """CPU per set while the load runs; a sample covers the second before it: those wholly inside the load."""
+    inside = [c for t, c, _ in watch.samples if window and window[0] + 1 <= t <= window[1]]
+    return round(sum(inside) / len(inside) * 10 / sets_per_s, 3) if inside and sets_per_s else None
+
+
 def run_load(cfg: Config, workers: int, client_cpus: list[int] | None, server_pids: list[int],
-             kill_at: float | None = None) -> dict[str, Any]:
+             kill_at: float | None = None, redis_pid: int | None = None) -> dict[str, Any]:
     """One load against one server (or several processes of it). `kill_at`: seconds into
-    the load at which the first server process gets SIGKILL."""
+    the load at which the first server process gets SIGKILL. `redis_pid`: the Redis server
+    both share, whose CPU per set is reported too (a server's Lua runs there, on the
+    generator's core in the default layout)."""
     ctx = multiprocessing.get_context("spawn")
     results: Any = ctx.Queue()
     progress: Any = ctx.Queue()
     go = ctx.Event()
     share = [cfg.users // workers + (1 if i < cfg.users % workers else 0) for i in range(workers)]
     firsts = [sum(share[:i]) for i in range(workers)]
-    with ServerWatch(server_pids) as watch:
+    with ServerWatch(server_pids) as watch, ServerWatch([redis_pid] if redis_pid else []) as backend:
         rss_before = watch.rss_mb()
         procs = [ctx.Process(target=worker_main, args=(cfg, firsts[i], share[i], workers, client_cpus, results,
                                                        progress, go)) for i in range(workers)]
@@ -178,10 +186,7 @@ def run_load(cfg: Config, workers: int, client_cpus: list[int] | None, server_pi
     cpu = [c for _, c, _ in watch.samples]
     connections = cfg.users * cfg.devices
     rss_per_conn = ((rss_connected - rss_before) * 1024 / connections) if rss_connected and connections else None
-    # A sample covers the second before it: those wholly inside the load.
-    load_cpu = [c for t, c, _ in watch.samples if load_window and load_window[0] + 1 <= t <= load_window[1]]
     sets_per_s = total.sets_sent / cfg.duration_s
-    cpu_ms_per_set = (sum(load_cpu) / len(load_cpu) * 10 / sets_per_s) if load_cpu and sets_per_s else None
     return {
         "label": cfg.label,
         "config": {k: v for k, v in asdict(cfg).items() if k not in ("secret",)},
@@ -209,7 +214,8 @@ def run_load(cfg: Config, workers: int, client_cpus: list[int] | None, server_pi
                                "max": round(max(cpu), 1) if cpu else None},
         # Server CPU per set while the load runs (a set and its rest timer: every event they cause):
         # comparable between servers where the load generator, not the server, caps the rate.
-        "server_cpu_ms_per_set": round(cpu_ms_per_set, 3) if cpu_ms_per_set else None,
+        "server_cpu_ms_per_set": _ms_per_set(watch, load_window, sets_per_s),
+        "redis_cpu_ms_per_set": _ms_per_set(backend, load_window, sets_per_s) if redis_pid else None,
         "server_rss_mb": {"before": round(rss_before, 1), "max": round(max((r for *_, r in watch.samples),
                                                                              default=rss_before), 1)},
         "rss_kb_per_connection": round(rss_per_conn, 1) if rss_per_conn else None,
@@ -285,6 +291,7 @@ def table(results: list[dict[str, Any]]) -> str:
         ("errors", lambda r: sum(r["errors"].values())),
         ("server cpu mean / max %", lambda r: f"{r['server_cpu_percent']['mean']} / {r['server_cpu_percent']['max']}"),
         ("server cpu ms / set under load", lambda r: r.get("server_cpu_ms_per_set")),
+        ("redis cpu ms / set under load", lambda r: r.get("redis_cpu_ms_per_set")),
         ("server rss max MB", lambda r: r["server_rss_mb"]["max"]),
         ("rss KB / connection", lambda r: r["rss_kb_per_connection"]),
     ]
@@ -356,7 +363,7 @@ def main() -> None:
             url = servers[0][0] if len(servers) == 1 else ",".join(u for u, _ in servers)
             for rate in args.rate:
                 results.append(run_load(config(label, url, rate), args.workers, client_cpus,
-                                        [pid for _, pid in servers], args.kill_at))
+                                        [pid for _, pid in servers], args.kill_at, stack.redis_pid))
                 results[-1]["server_gc"] = scrape_gc([u for u, _ in servers])
             _fresh_server_memory_only(results)
             if args.compare == "node":
@@ -365,7 +372,7 @@ def main() -> None:
                 peer_first = len(results)
                 for rate in args.rate:
                     results.append(run_load(config("node peer", peer_url, rate), args.workers, client_cpus,
-                                            [peer_pid]))
+                                            [peer_pid], redis_pid=stack.redis_pid))
                 _fresh_server_memory_only(results[peer_first:])
     RESULTS.mkdir(exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")

@@ -73,6 +73,11 @@ class Stack:
                        env={**os.environ, "DATABASE_URL": self.database_url}, capture_output=True)
         return self
 
+    @property
+    def redis_pid(self) -> int:
+        assert self.redis.proc is not None
+        return self.redis.proc.pid
+
     def liveset(self, processes: int) -> list[tuple[str, int]]:
         """Start liveset web processes; returns (url, pid) of each."""
         started = []
