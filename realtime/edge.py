@@ -49,7 +49,9 @@ class Edge:
         self.ping_timeout = float(sio.eio.ping_timeout)
         self.max_size = int(sio.eio.max_http_buffer_size)
         allowed = sio.eio.cors_allowed_origins
-        self.origins = None if allowed in ([], "*") or "*" in allowed else set(allowed)
+        allowed = [allowed] if isinstance(allowed, str) else list(allowed or [])
+        # python-engineio's rule: no list means no check, and "*" allows every origin.
+        self.origins = None if not allowed or "*" in allowed else set(allowed)
 
     def takes(self, url: bytes, headers: dict[bytes, bytes]) -> bool:
         """A fresh Engine.IO v4 websocket with a well-formed handshake; anything else goes to the app."""

@@ -20,6 +20,8 @@ import pytest
 from realtime.ws_frames import BINARY, CLOSE, CONTINUATION, PING, PONG, TEXT
 
 from .clients import Device, token
+from .conftest import make_settings
+from .servers import in_process
 from .test_ws_frames import client_frame
 
 
@@ -31,14 +33,8 @@ class RawClient:
         self.writer = writer
 
     @classmethod
-    async def open(cls, server: str) -> tuple[RawClient, dict[str, Any]]:
-        address = urlsplit(server)
-        reader, writer = await asyncio.open_connection(address.hostname, address.port)
-        writer.write(
-            b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: liveset\r\nUpgrade: websocket\r\n"
-            b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        )
-        response = await reader.readuntil(b"\r\n\r\n")
+    async def open(cls, server: str, origin: str | None = None) -> tuple[RawClient, dict[str, Any]]:
+        response, reader, writer = await _handshake(server, origin)
         assert response.startswith(b"HTTP/1.1 101 ")
         assert b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" in response
         client = cls(reader, writer)
@@ -81,6 +77,19 @@ class RawClient:
                 assert await asyncio.wait_for(self.reader.read(), 5) == b""
                 await self.close()
                 return int(struct.unpack("!H", payload[:2])[0])
+
+
+async def _handshake(
+    server: str, origin: str | None = None
+) -> tuple[bytes, asyncio.StreamReader, asyncio.StreamWriter]:
+    address = urlsplit(server)
+    reader, writer = await asyncio.open_connection(address.hostname, address.port)
+    writer.write(
+        b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: liveset\r\nUpgrade: websocket\r\n"
+        b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+        + (f"Origin: {origin}\r\n".encode() if origin else b"") + b"\r\n"
+    )
+    return await reader.readuntil(b"\r\n\r\n"), reader, writer
 
 
 async def _connections(server: str) -> float:
@@ -155,3 +164,16 @@ async def test_a_binary_message_outside_socketio_changes_nothing(server: str) ->
     ack = await client.text_starting(b"439")
     assert json.loads(ack[3:])[0]["ok"] is True
     await client.close()
+
+
+async def test_with_cors_origins_set_a_browser_from_elsewhere_is_refused(redis_url: str, database_url: str) -> None:
+    settings = make_settings(redis_url, database_url, cors_origins=("https://app.example",))
+    async with in_process(settings) as url:
+        refused, _, writer = await _handshake(url, "https://evil.example")
+        assert refused.startswith(b"HTTP/1.1 403 ")  # python-engineio refuses it, and uvicorn says 403, as before the edge
+        writer.close()
+        await writer.wait_closed()
+        for origin in ("https://app.example", None):  # the app's own pages, and apps that send no Origin
+            client, opening = await RawClient.open(url, origin)
+            assert opening["sid"]
+            await client.close()
