@@ -65,7 +65,7 @@ class Edge:
         if headers.get(b"sec-websocket-version") != b"13" or not valid_key(key):
             return False
         origin = headers.get(b"origin")
-        # A refused origin is left to python-engineio, which answers it with its 400.
+        # A refused origin is left to python-engineio, which refuses it (uvicorn answers 403).
         return self.origins is None or origin is None or origin.decode("latin-1") in self.origins
 
     def accept(
@@ -84,7 +84,7 @@ class Edge:
             b"Sec-WebSocket-Accept: " + accept_key(key) + b"\r\n\r\n" + frame(TEXT, opening)
         )
         self.eio.sockets[sid] = sock
-        environ = {"REMOTE_ADDR": client[0] if client else "", "QUERY_STRING": url.partition(b"?")[2].decode(),
+        environ = {"REMOTE_ADDR": client[0] if client else "", "QUERY_STRING": url.partition(b"?")[2].decode("latin-1"),
                    "PATH_INFO": PATH.decode(), "REQUEST_METHOD": "GET", "HTTP_UPGRADE": "websocket"}
         # python-socketio's connect event only records the environ; the client's Socket.IO
         # CONNECT comes as a message, in a task created after this one, so it runs after it.
