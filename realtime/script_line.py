@@ -64,12 +64,16 @@ class ScriptLine:
             connection = await self._connect()
         futures = [connection.send(command([b"EVALSHA", script.sha, len(keys), *keys, *args]))
                    for keys, args in calls]
-        try:
-            return list(await asyncio.gather(*futures))
-        except ResponseError as exc:
-            if not str(exc).startswith("NOSCRIPT"):
-                raise
-        return [await self.run(script, keys, args) for keys, args in calls]
+        # Every reply is awaited, so that no failed one is left unretrieved.
+        replies = await asyncio.gather(*futures, return_exceptions=True)
+        failed = [r for r in replies if isinstance(r, BaseException)]
+        if not failed:
+            return replies
+        if all(isinstance(r, ResponseError) and str(r).startswith("NOSCRIPT") for r in failed):
+            # Only the calls that did not run run again (`run` loads the script).
+            return [await self.run(script, *calls[i]) if isinstance(reply, BaseException) else reply
+                    for i, reply in enumerate(replies)]
+        raise failed[0]
 
     async def _connect(self) -> Connection:
         if self._connecting is None:

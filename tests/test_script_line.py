@@ -42,6 +42,10 @@ async def test_calls_made_together_are_answered_each_with_its_own_reply_in_order
         assert (await plain.lrange(key, 100, -1)) == [str(n).encode() for n in range(100, 200)]
         batch = await line.run_all(APPEND, [([key], ["a"]), ([key], [1.5])])
         assert batch == [[b"a", 201], [b"1.5", 202]]
+        await plain.script_flush()  # a batch that meets NOSCRIPT loads the script and runs each call once
+        again = await line.run_all(APPEND, [([key], ["b"]), ([key], ["c"])])
+        assert again == [[b"b", 203], [b"c", 204]]
+        assert await plain.llen(key) == 204
     finally:
         await line.aclose()
 
