@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -58,7 +57,8 @@ class Connection(asyncio.Protocol):
     def __init__(self, timeout_s: float, on_push: PushHandler | None = None) -> None:
         self.timeout_s = timeout_s
         self.on_push = on_push
-        self.ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.loop = asyncio.get_running_loop()
+        self.ended: asyncio.Future[None] = self.loop.create_future()
         self.transport: asyncio.Transport | None = None
         self.reader = hiredis.Reader(replyError=ResponseError, protocolError=InvalidResponse)
         self.waiting: deque[tuple[asyncio.Future[Any], float]] = deque()
@@ -72,17 +72,17 @@ class Connection(asyncio.Protocol):
         if self.transport is None or self.transport.is_closing():
             raise RedisConnectionError("the Redis connection is closed")
         self.transport.write(command)
-        future = asyncio.get_running_loop().create_future()
-        self.waiting.append((future, time.monotonic() + self.timeout_s))
+        future = self.loop.create_future()
+        self.waiting.append((future, self.loop.time() + self.timeout_s))
         if self.watchdog is None:
-            self.watchdog = asyncio.get_running_loop().call_later(self.timeout_s, self._check)
+            self.watchdog = self.loop.call_later(self.timeout_s, self._check)
         return future
 
     def data_received(self, data: bytes) -> None:
         self.reader.feed(data)
         try:
             while (reply := self.reader.gets()) is not False:
-                if self.on_push is not None and type(reply) is list and reply[0] == b"message":
+                if self.on_push is not None and type(reply) is list and reply and reply[0] == b"message":
                     self.on_push(reply[1], reply[2])
                     continue
                 future, _ = self.waiting.popleft()
@@ -100,11 +100,11 @@ class Connection(asyncio.Protocol):
         if not self.waiting:
             return
         _, deadline = self.waiting[0]
-        now = time.monotonic()
+        now = self.loop.time()
         if now >= deadline:
             self._drop(RedisTimeoutError(f"no reply from Redis within {self.timeout_s:g} s"))
         else:
-            self.watchdog = asyncio.get_running_loop().call_later(deadline - now, self._check)
+            self.watchdog = self.loop.call_later(deadline - now, self._check)
 
     def _drop(self, error: BaseException) -> None:
         if self.transport is not None:

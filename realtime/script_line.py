@@ -33,6 +33,10 @@ class Script:
         self.sha = hashlib.sha1(self.source).hexdigest().encode()
 
 
+def _noscript(error: BaseException) -> bool:
+    return isinstance(error, ResponseError) and str(error).startswith("NOSCRIPT")
+
+
 class ScriptLine:
     def __init__(self, url: str, timeout_s: float = 5.0, connect_timeout_s: float = 2.0) -> None:
         self.options = parse_url(url)
@@ -42,16 +46,13 @@ class ScriptLine:
         self._connecting: asyncio.Lock | None = None
 
     async def call(self, *args: object) -> Any:
-        connection = self._connection
-        if connection is None or connection.lost is not None:
-            connection = await self._connect()
-        return await connection.send(command(args))
+        return await (await self._live()).send(command(args))
 
     async def run(self, script: Script, keys: Sequence[object], args: Sequence[object]) -> Any:
         try:
             return await self.call(b"EVALSHA", script.sha, len(keys), *keys, *args)
         except ResponseError as exc:
-            if not str(exc).startswith("NOSCRIPT"):
+            if not _noscript(exc):
                 raise
         # Unknown to this server (new, restarted, or flushed): load it; later calls find it.
         await self.call(b"SCRIPT", b"LOAD", script.source)
@@ -59,9 +60,7 @@ class ScriptLine:
 
     async def run_all(self, script: Script, calls: Sequence[tuple[Sequence[object], Sequence[object]]]) -> list[Any]:
         """Several calls of one script, written in one go; replies in the same order."""
-        connection = self._connection
-        if connection is None or connection.lost is not None:
-            connection = await self._connect()
+        connection = await self._live()
         futures = [connection.send(command([b"EVALSHA", script.sha, len(keys), *keys, *args]))
                    for keys, args in calls]
         # Every reply is awaited, so that no failed one is left unretrieved.
@@ -69,13 +68,16 @@ class ScriptLine:
         failed = [r for r in replies if isinstance(r, BaseException)]
         if not failed:
             return replies
-        if all(isinstance(r, ResponseError) and str(r).startswith("NOSCRIPT") for r in failed):
+        if all(_noscript(r) for r in failed):
             # Only the calls that did not run run again (`run` loads the script).
             return [await self.run(script, *calls[i]) if isinstance(reply, BaseException) else reply
                     for i, reply in enumerate(replies)]
         raise failed[0]
 
-    async def _connect(self) -> Connection:
+    async def _live(self) -> Connection:
+        """The open connection, or a new one when there is none (one connect at a time)."""
+        if self._connection is not None and self._connection.lost is None:
+            return self._connection
         if self._connecting is None:
             self._connecting = asyncio.Lock()
         async with self._connecting:
