@@ -140,13 +140,16 @@ def run_load(cfg: Config, workers: int, client_cpus: list[int] | None, server_pi
     go = ctx.Event()
     share = [cfg.users // workers + (1 if i < cfg.users % workers else 0) for i in range(workers)]
     firsts = [sum(share[:i]) for i in range(workers)]
-    with ServerWatch(server_pids) as watch, ServerWatch([redis_pid] if redis_pid else []) as backend:
+    with contextlib.ExitStack() as watches:
+        watch = watches.enter_context(ServerWatch(server_pids))
+        backend = watches.enter_context(ServerWatch([redis_pid] if redis_pid else []))
         rss_before = watch.rss_mb()
         procs = [ctx.Process(target=worker_main, args=(cfg, firsts[i], share[i], workers, client_cpus, results,
                                                        progress, go)) for i in range(workers)]
         started = time.monotonic()
         for proc in procs:
             proc.start()
+        generator = watches.enter_context(ServerWatch([proc.pid for proc in procs]))
         parts: list[Samples] = []
         connected, reported, rss_connected, last_print = 0, 0, None, 0.0
         load_window: tuple[float, float] | None = None  # on the watch's clock
@@ -216,6 +219,8 @@ def run_load(cfg: Config, workers: int, client_cpus: list[int] | None, server_pi
         # comparable between servers where the load generator, not the server, caps the rate.
         "server_cpu_ms_per_set": _ms_per_set(watch, load_window, sets_per_s),
         "redis_cpu_ms_per_set": _ms_per_set(backend, load_window, sets_per_s) if redis_pid else None,
+        # Whether the generator, sharing a core with Redis, rather than the server capped the rate.
+        "generator_cpu_ms_per_set": _ms_per_set(generator, load_window, sets_per_s),
         "server_rss_mb": {"before": round(rss_before, 1), "max": round(max((r for *_, r in watch.samples),
                                                                              default=rss_before), 1)},
         "rss_kb_per_connection": round(rss_per_conn, 1) if rss_per_conn else None,
@@ -292,6 +297,7 @@ def table(results: list[dict[str, Any]]) -> str:
         ("server cpu mean / max %", lambda r: f"{r['server_cpu_percent']['mean']} / {r['server_cpu_percent']['max']}"),
         ("server cpu ms / set under load", lambda r: r.get("server_cpu_ms_per_set")),
         ("redis cpu ms / set under load", lambda r: r.get("redis_cpu_ms_per_set")),
+        ("generator cpu ms / set", lambda r: r.get("generator_cpu_ms_per_set")),
         ("server rss max MB", lambda r: r["server_rss_mb"]["max"]),
         ("rss KB / connection", lambda r: r["rss_kb_per_connection"]),
     ]

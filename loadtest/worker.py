@@ -131,8 +131,7 @@ class Device:
 
     def drop(self) -> None:
         """Lose the connection the way a phone going through a tunnel does: no close handshake."""
-        if self.client.ws is not None:
-            self.client.ws.transport.abort()
+        self.client.abort()
 
     async def keep_connected(self) -> None:
         """Reconnect whenever the connection drops (a storm, a killed server), then resync."""

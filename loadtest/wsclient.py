@@ -1,105 +1,205 @@
-"""A small Socket.IO v5 client over one websocket, for load: many per process, little memory.
+"""A small Socket.IO v5 client over one websocket, for load: many per process, little CPU.
 
 It speaks just what the protocol's core needs: the Engine.IO v4 handshake over
 websocket (no polling), CONNECT with `auth`, events, acks, and answering pings.
-python-socketio's client does all this too, with an aiohttp session and several
-tasks per connection; a load generator needs thousands of connections per core.
+It is an asyncio Protocol that handles each frame where it arrives: no task per
+connection and none per message. The websockets library's client costs a task
+switch, a queue and a keepalive task per connection; measured under the same
+load, the generator then spent more CPU per set than the server it measured
+and capped the rate it could offer (docs/performance.md).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import itertools
 import json
+import os
+import struct
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
+from websockets.frames import apply_mask
+
+from realtime.ws_frames import CLOSE, PING, PONG, TEXT, accept_key
 
 EventHandler = Callable[[str, Any, int], None]  # event, data, receipt time (ns)
+
+_SHORT = struct.Struct("!H")
+_LONG = struct.Struct("!Q")
 
 
 class ConnectRefused(Exception):
     pass
 
 
-class SocketIOClient:
+def _masked(opcode: int, payload: bytes) -> bytes:
+    """A client's frame: always masked (RFC 6455 5.3)."""
+    mask, n = os.urandom(4), len(payload)
+    if n < 126:
+        head = bytes((0x80 | opcode, 0x80 | n))
+    elif n < 65536:
+        head = bytes((0x80 | opcode, 0x80 | 126)) + _SHORT.pack(n)
+    else:
+        head = bytes((0x80 | opcode, 0x80 | 127)) + _LONG.pack(n)
+    return head + mask + apply_mask(payload, mask)
+
+
+class SocketIOClient(asyncio.Protocol):
     def __init__(self, url: str, auth: dict[str, Any], on_event: EventHandler, clock: Callable[[], int]) -> None:
-        base = url.replace("http://", "ws://").replace("https://", "wss://").rstrip("/")
-        self.url = f"{base}/socket.io/?EIO=4&transport=websocket"
+        parts = urlsplit(url)
+        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
         self.auth = auth
         self.on_event = on_event
         self.clock = clock
-        self.ws: ClientConnection | None = None
+        self.transport: asyncio.Transport | None = None
         self._acks: dict[int, asyncio.Future[Any]] = {}
         self._ids = itertools.count(1)
-        self._reader: asyncio.Task[None] | None = None
+        self._buffer = b""
+        self._key = base64.b64encode(os.urandom(16))
+        self._upgraded = False
+        self._opened: asyncio.Future[None] | None = None  # until Socket.IO CONNECT is answered
         self.closed = asyncio.Event()
 
     async def connect(self, timeout: float = 10) -> None:
-        self.ws = await asyncio.wait_for(connect(self.url, compression=None, max_size=2**22, open_timeout=timeout),
-                                         timeout)
-        opening = await asyncio.wait_for(self.ws.recv(), timeout)
-        if not isinstance(opening, str) or not opening.startswith("0"):
-            raise ConnectionError(f"unexpected Engine.IO open packet: {opening!r}")
-        await self.ws.send("40" + json.dumps(self.auth, separators=(",", ":")))
-        while True:
-            packet = await asyncio.wait_for(self.ws.recv(), timeout)
-            if isinstance(packet, str) and packet.startswith("40"):
-                break
-            if isinstance(packet, str) and packet.startswith("44"):
-                raise ConnectRefused(packet[2:])
-            if packet == "2":
-                await self.ws.send("3")
-        self._reader = asyncio.create_task(self._read())
-
-    async def _read(self) -> None:
-        assert self.ws is not None
+        loop = asyncio.get_running_loop()
+        self._opened = loop.create_future()
         try:
-            async for packet in self.ws:
-                now = self.clock()
-                if not isinstance(packet, str):
-                    continue
-                if packet == "2":
-                    await self.ws.send("3")
-                elif packet.startswith("42"):
-                    name, *args = json.loads(packet[2:])
-                    self.on_event(name, args[0] if args else None, now)
-                elif packet.startswith("43"):
-                    body = packet[2:]
-                    cut = body.index("[")
-                    future = self._acks.pop(int(body[:cut]), None)
-                    if future is not None and not future.done():
-                        future.set_result(json.loads(body[cut:])[0])
-                elif packet.startswith("41") or packet.startswith("1"):
+            await asyncio.wait_for(self._connect(loop), timeout)
+        except BaseException:
+            self.abort()
+            raise
+
+    async def _connect(self, loop: asyncio.AbstractEventLoop) -> None:
+        assert self._opened is not None
+        await loop.create_connection(lambda: self, self.host, self.port)
+        assert self.transport is not None
+        self.transport.write(
+            b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            % (self.host.encode(), self.port, self._key))
+        await self._opened
+
+    def abort(self) -> None:
+        """Drop the connection without a close handshake, as a phone in a tunnel does."""
+        if self.transport is not None:
+            self.transport.abort()
+
+    # ---- asyncio.Protocol -------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  (uvloop's is no asyncio.Transport subclass)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._fail(ConnectionError("disconnected"))
+
+    def data_received(self, data: bytes) -> None:
+        data = self._buffer + data if self._buffer else data
+        try:
+            at = 0 if self._upgraded else self._upgrade(data)
+            if at < 0:
+                self._buffer = data
+                return
+            at = self._frames(data, at)
+        except Exception as exc:  # noqa: BLE001  (a refusal, a bad frame, a handler's fault: this connection ends)
+            self._fail(exc)
+            self.abort()
+            return
+        self._buffer = data[at:]
+
+    def _upgrade(self, data: bytes) -> int:
+        """The HTTP answer to the upgrade: where the frames start, or -1 until it is whole."""
+        end = data.find(b"\r\n\r\n")
+        if end < 0:
+            return -1
+        head = data[:end].lower()
+        if not head.startswith(b"http/1.1 101") or b"sec-websocket-accept: " + accept_key(self._key).lower() \
+                not in head:
+            raise ConnectionError(f"websocket upgrade refused: {data[:end].decode('latin-1')[:200]}")
+        self._upgraded = True
+        return end + 4
+
+    def _frames(self, data: bytes, at: int) -> int:
+        """Handle every whole frame from `at` on (a server's frames are unmasked and, from
+        this server and the peer, never fragmented); returns where the unread bytes begin."""
+        end = len(data)
+        while end - at >= 2:
+            opcode, length, head = data[at] & 0x0F, data[at + 1] & 0x7F, at + 2
+            if length == 126:
+                if end - head < 2:
                     break
-        except Exception:  # noqa: BLE001  (any transport failure ends this connection)
-            pass
-        finally:
-            for future in self._acks.values():
-                if not future.done():
-                    future.set_exception(ConnectionError("disconnected"))
-            self._acks.clear()
-            self.closed.set()
+                length, head = _SHORT.unpack_from(data, head)[0], head + 2
+            elif length == 127:
+                if end - head < 8:
+                    break
+                length, head = _LONG.unpack_from(data, head)[0], head + 8
+            if end - head < length:
+                break
+            at = head + length
+            if opcode == TEXT:
+                self._packet(data[head:at].decode())
+            elif opcode == PING:
+                self._send(PONG, data[head:at])
+            elif opcode == CLOSE:
+                raise ConnectionError("closed by the server")
+        return at
+
+    def _packet(self, packet: str) -> None:
+        now = self.clock()
+        kind = packet[:2]
+        if kind == "42":
+            name, *args = json.loads(packet[2:])
+            self.on_event(name, args[0] if args else None, now)
+        elif kind == "43":
+            body = packet[2:]
+            cut = body.index("[")
+            future = self._acks.pop(int(body[:cut]), None)
+            if future is not None and not future.done():
+                future.set_result(json.loads(body[cut:])[0])
+        elif packet == "2":
+            self._send(TEXT, b"3")
+        elif kind == "40":
+            if self._opened is not None and not self._opened.done():
+                self._opened.set_result(None)
+        elif packet[:1] == "0":  # Engine.IO open: now the Socket.IO CONNECT with auth
+            self._send(TEXT, b"40" + json.dumps(self.auth, separators=(",", ":")).encode())
+        elif kind == "44":
+            raise ConnectRefused(packet[2:])
+        elif kind == "41" or packet[:1] == "1":
+            raise ConnectionError("closed by the server")
+
+    def _send(self, opcode: int, payload: bytes) -> None:
+        if self.transport is None or self.transport.is_closing():
+            raise ConnectionError("disconnected")
+        self.transport.write(_masked(opcode, payload))
+
+    def _fail(self, exc: Exception) -> None:
+        if self._opened is not None and not self._opened.done():
+            self._opened.set_exception(exc)
+        for future in self._acks.values():
+            if not future.done():
+                future.set_exception(ConnectionError("disconnected"))
+        self._acks.clear()
+        self.closed.set()
+
+    # ---- calls ----------------------------------------------------------------------
 
     async def call(self, event: str, payload: Any, timeout: float = 10) -> Any:
-        assert self.ws is not None
         ack_id = next(self._ids)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._acks[ack_id] = future
         try:
-            await self.ws.send(f"42{ack_id}" + json.dumps([event, payload], separators=(",", ":")))
-        except ConnectionClosed as exc:
-            self._acks.pop(ack_id, None)
-            raise ConnectionError("disconnected") from exc
-        try:
+            self._send(TEXT, f"42{ack_id}{json.dumps([event, payload], separators=(',', ':'))}".encode())
             return await asyncio.wait_for(future, timeout)
         finally:
             self._acks.pop(ack_id, None)
 
     async def close(self) -> None:
-        if self.ws is not None:
-            await self.ws.close()
-        if self._reader is not None:
-            await asyncio.gather(self._reader, return_exceptions=True)
+        if self.transport is None:
+            return
+        if not self.transport.is_closing():
+            self.transport.write(_masked(CLOSE, _SHORT.pack(1000)))
+            self.transport.close()
+        await self.closed.wait()
