@@ -1,7 +1,8 @@
 """One load-generating process: a slice of the users, each with D devices, as the apps behave.
 
 Every user starts a workout; then every `period` seconds one of their devices
-logs a set and starts a rest timer. All devices of a user live in this process,
+logs a set (five exercises in turn, four sets each: `training_set`) and starts
+a rest timer. All devices of a user live in this process,
 so one clock times device A's emit against device B's receipt. A device whose
 connection drops (a storm, a killed server) reconnects and resyncs with
 workout:sync; a call cut by the drop is sent again with the same ids. At the
@@ -190,9 +191,23 @@ class Device:
         samples.resync_ms.append((time.time_ns() - dropped_ns) / 1e6)
 
 
+EXERCISES = ("squat", "bench", "row", "press", "deadlift")
+REPS = (10, 8, 8, 6)
+
+
+def training_set(user: int, n: int) -> dict[str, Any]:
+    """User number `user`'s n-th set of a workout, as people train: exercises in turn, four
+    sets each at one weight, reps falling (10, 8, 8, 6). A new user's first set of an
+    exercise is a record (pr:achieved, four records); the other three beat nothing."""
+    exercise = n // len(REPS) % len(EXERCISES)
+    weight = 40 + 10 * exercise + 2.5 * (user % 20)
+    return {"exercise_id": EXERCISES[exercise], "weight_kg": weight, "reps": REPS[n % len(REPS)]}
+
+
 class User:
     def __init__(self, cfg: Config, index: int, samples: Samples, run_start_ns: int) -> None:
         self.cfg = cfg
+        self.index = index
         self.user_id = f"load-{cfg.run_id}-{index}"
         self.token = token(cfg.secret, self.user_id)
         self.samples = samples
@@ -287,9 +302,7 @@ class User:
             self.sent[set_id] = (time.time_ns(), device.index)
             self.samples.sets_sent += 1
             ack = await self.call(device, "set:complete", {
-                "workout_id": self.workout_id, "set_id": set_id, "exercise_id": "bench",
-                "weight_kg": 60 + n % 40, "reps": 1 + n % 12,
-            })
+                "workout_id": self.workout_id, "set_id": set_id, **training_set(self.index, n - 1)})
             if ack is not None and self.cfg.rest_s > 0:
                 await self.call(device, "rest:start", {"workout_id": self.workout_id, "duration_s": self.cfg.rest_s})
             next_at += period

@@ -4,6 +4,7 @@ and finds no errors. (Figures belong to benchmarks, not tests: nothing here is t
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -49,3 +50,14 @@ def test_a_reconnect_storm_and_a_killed_process_are_survived_and_checked() -> No
     assert killed["dropped"] == 20 and killed["resynced_within_5s"] == 20 and killed["resync_gaps"] == 0
     assert killed["errors"] == {} and killed["history"]["lost"] == 0 and killed["history"]["duplicated"] == 0
     assert killed["history"]["acked_sets"] == killed["sets_sent"]
+
+
+def test_the_script_bench_measures_valkey_per_call_and_fires_every_timer() -> None:
+    result = subprocess.run([sys.executable, "-m", "loadtest.scripts", "--users", "200", "--sets", "4", "--runs", "1"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    line = result.stdout.strip().splitlines()[-1]
+    match = re.fullmatch(r"Valkey CPU per call, µs: set_complete ([\d.]+), rest_start ([\d.]+), "
+                         r"timer fired ([\d.]+) \((\d+) of 800 timers fired\)", line)
+    assert match, line
+    assert float(match[1]) > 0 and int(match[4]) == 800
