@@ -95,6 +95,8 @@ class Namespace:
             client_manager=Manager(),
             cors_allowed_origins=list(settings.cors_origins) or [],
             max_http_buffer_size=settings.max_message_bytes,
+            ping_interval=settings.ping_interval_s,
+            ping_timeout=settings.ping_timeout_s,
             json=_MsgspecJson,
             # Each message already has a task of its own (edge.py, or python-engineio's): none more.
             async_handlers=False,

@@ -177,3 +177,43 @@ async def test_with_cors_origins_set_a_browser_from_elsewhere_is_refused(redis_u
             client, opening = await RawClient.open(url, origin)
             assert opening["sid"]
             await client.close()
+
+
+async def test_a_connection_that_stops_answering_pings_is_closed_and_one_that_answers_stays(
+    redis_url: str, database_url: str
+) -> None:
+    settings = make_settings(redis_url, database_url, ping_interval_s=0.2, ping_timeout_s=0.2)
+    async with in_process(settings) as url:
+        alive, opening = await RawClient.open(url)
+        assert opening["pingInterval"] == 200 and opening["pingTimeout"] == 200
+        await alive.connect(f"user-{uuid.uuid4().hex[:8]}")
+        pongs = 0
+
+        async def answer_pings() -> bytes:
+            nonlocal pongs
+            while True:
+                packet = await alive.text_starting(b"")
+                if packet == b"2":
+                    alive.send(client_frame(TEXT, b"3"))
+                    pongs += 1
+                elif packet.startswith(b"431"):
+                    return packet
+
+        answering = asyncio.create_task(answer_pings())
+        gone, _ = await RawClient.open(url)
+        await gone.connect(f"user-{uuid.uuid4().hex[:8]}")
+        assert await _settles_at(url, 2) == 2
+        # `gone` reads but never answers: a phone whose network vanished without a FIN.
+        assert await gone.text_starting(b"2") == b"2"
+        assert await gone.text_starting(b"1") == b"1"  # Engine.IO's close, then the websocket's
+        assert await gone.closed_with() == 1001
+        assert await _settles_at(url, 1) == 1
+        # `alive` answered every ping meanwhile, over several intervals: it is still served.
+        while pongs < 5 and not answering.done():
+            await asyncio.sleep(0.05)
+        assert pongs >= 5
+        alive.send(client_frame(TEXT, b'421["time:sync",{}]'))
+        ack = await asyncio.wait_for(answering, 5)
+        assert json.loads(ack[3:])[0]["ok"] is True
+        assert await _connections(url) == 1
+        await alive.close()

@@ -20,8 +20,9 @@ GOOD = {
 
 def test_a_complete_environment_is_read() -> None:
     settings = from_env({**GOOD, "PORT": "9000", "CORS_ORIGINS": "https://a.example, https://b.example",
-                         "LOG_LEVEL": "debug", "JWT_AUDIENCE": "app"})
+                         "LOG_LEVEL": "debug", "JWT_AUDIENCE": "app", "PING_INTERVAL_S": "10"})
     assert settings.port == 9000
+    assert (settings.ping_interval_s, settings.ping_timeout_s) == (10, 20)
     assert settings.cors_origins == ("https://a.example", "https://b.example")
     assert settings.log_level == "DEBUG"
     assert settings.jwt_algorithm == "HS256"
@@ -43,6 +44,7 @@ def test_a_complete_environment_is_read() -> None:
         ({"PORT": "eighty"}, "PORT"),
         ({"PORT": "70000"}, "PORT"),
         ({"LOG_LEVEL": "chatty"}, "LOG_LEVEL"),
+        ({"PING_TIMEOUT_S": "0"}, "PING_TIMEOUT_S"),
     ],
 )
 def test_missing_or_malformed_settings_are_named(change: dict[str, str], named: str) -> None:
