@@ -58,7 +58,8 @@ def percentiles(values: list[float]) -> dict[str, float | None]:
 
 
 class ServerWatch:
-    """CPU and RSS of the server processes (and their children), sampled every second."""
+    """CPU and RSS of some processes (and their children), sampled every second: the servers,
+    the Redis server, the load generator's workers."""
 
     def __init__(self, pids: list[int]) -> None:
         self.procs = [psutil.Process(pid) for pid in pids]
