@@ -1,4 +1,4 @@
-"""A PNG of a load-test run: latency percentiles per second, and the server's CPU and memory.
+"""A PNG of a load-test run: per run, latency percentiles per second and the server's CPU and memory.
 
     python -m loadtest.chart loadtest/results/<run>.json     # writes <run>.png beside it
 
@@ -29,38 +29,66 @@ def _per_second(samples: list[list[float]]) -> tuple[list[int], list[float], lis
     return seconds, p50, p99
 
 
-def draw(results: list[dict[str, Any]], out: Path) -> Path:
-    fig, (latency, cpu) = plt.subplots(2, 1, figsize=(11, 8), sharex=False)
-    rss = cpu.twinx()
-    rss.set_ylabel("RSS (MB), dashed")
+def _columns(results: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """One column per server (a label's part before " @"), its runs top to bottom."""
+    columns: dict[str, list[dict[str, Any]]] = {}
     for run in results:
-        timeline = run["timeline"]
-        for name, samples in (("sync", timeline["sync_ms"]), ("timer late", timeline["timer_late_ms"])):
-            if samples:
-                seconds, p50, p99 = _per_second(samples)
-                line, = latency.plot(seconds, p99, label=f"{run['label']}: {name} p99")
-                latency.plot(seconds, p50, linestyle=":", color=line.get_color(), label=f"{run['label']}: {name} p50")
-        server = timeline["server"]
-        if server:
-            t = [s[0] for s in server]
-            line, = cpu.plot(t, [s[1] for s in server], label=f"{run['label']}: CPU %")
-            rss.plot(t, [s[2] for s in server], linestyle="--", color=line.get_color(),
-                     label=f"{run['label']}: RSS MB")
-    latency.set_yscale("symlog", linthresh=10)
-    latency.set_ylabel("milliseconds (p99 solid, p50 dotted)")
-    latency.set_xlabel("seconds into the run")
-    latency.legend(fontsize=7, loc="upper right")
-    latency.grid(alpha=0.3)
-    cpu.set_ylabel("server CPU % (solid)")
-    cpu.set_xlabel("seconds since the server was watched")
-    cpu.legend(fontsize=7, loc="upper left")
-    cpu.grid(alpha=0.3)
-    connections = ", ".join(f"{r['label']}: {r['connected']} connections" for r in results)
-    fig.suptitle(f"{connections}; {results[0]['config']['rate']} sets/s requested")
+        columns.setdefault(run["label"].split(" @")[0], []).append(run)
+    return list(columns.values())
+
+
+def draw(results: list[dict[str, Any]], out: Path) -> Path:
+    """Per run, two panels: latency percentiles per second, and the server's CPU and RSS.
+    Runs of one server stack in a column, servers side by side; latency axes are shared
+    so that runs compare at a glance."""
+    columns = _columns(results)
+    rows = max(len(c) for c in columns)
+    fig, axes = plt.subplots(2 * rows, len(columns), figsize=(7 * len(columns), 4.4 * rows), squeeze=False)
+    top = max((x for r in results for key in ("sync_ms", "timer_late_ms") for _, x in r["timeline"][key]),
+              default=10)
+    for col, runs in enumerate(columns):
+        for row in range(rows):
+            latency, resources = axes[2 * row][col], axes[2 * row + 1][col]
+            if row >= len(runs):
+                latency.axis("off")
+                resources.axis("off")
+                continue
+            _run_panels(runs[row], latency, resources, top)
     fig.tight_layout()
-    fig.savefig(out, dpi=110)
+    fig.savefig(out, dpi=100)
     plt.close(fig)
     return out
+
+
+def _run_panels(run: dict[str, Any], latency: Any, resources: Any, top: float) -> None:
+    timeline = run["timeline"]
+    for name, samples, color in (("sync", timeline["sync_ms"], "tab:blue"),
+                                 ("timer late", timeline["timer_late_ms"], "tab:orange")):
+        if samples:
+            seconds, p50, p99 = _per_second(samples)
+            latency.plot(seconds, p99, color=color, label=f"{name} p99")
+            latency.plot(seconds, p50, color=color, linestyle=":", label=f"{name} p50")
+    latency.set_yscale("symlog", linthresh=10)
+    latency.set_ylim(0, max(top, 10) * 1.5)
+    latency.set_ylabel("ms")
+    latency.set_xlabel("seconds into the run")
+    latency.grid(alpha=0.3)
+    if latency.lines:
+        latency.legend(fontsize=7, loc="upper left", ncol=2)
+    latency.set_title(f"{run['label']}: {run['connected']} connections, {run['sets_per_s']} sets/s, "
+                      f"sync p99 {run['sync_latency_ms']['p99']} ms, errors {sum(run['errors'].values())}",
+                      fontsize=9)
+    server = timeline["server"]
+    if server:
+        t = [s[0] for s in server]
+        resources.plot(t, [s[1] for s in server], color="tab:green", label="server CPU %")
+        rss = resources.twinx()
+        rss.plot(t, [s[2] for s in server], color="tab:purple", linestyle="--", label="server RSS MB")
+        rss.set_ylabel("RSS MB (dashed)")
+    resources.set_ylim(0, max([105.0, *(s[1] * 1.05 for s in server)]))  # several processes: over 100
+    resources.set_ylabel("CPU % of one core")
+    resources.set_xlabel("seconds since the server was watched")
+    resources.grid(alpha=0.3)
 
 
 def main() -> None:
