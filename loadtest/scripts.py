@@ -65,7 +65,7 @@ async def measure(url: str, valkey: psutil.Process, users: int, sets: int, shape
                                for u, w in workouts.items()))
         after = cpu()
         await asyncio.sleep(0.005)
-        fired += sum(n for _, n, _ in await live.fire_due_timers())
+        fired += sum(count for _, count, _ in await live.fire_due_timers())
         spent["set_complete"] += middle - before
         spent["rest_start"] += after - middle
         spent["timer fired"] += cpu() - after
