@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from loadtest.__main__ import versus_peer
+
 from .servers import ROOT
 
 
@@ -61,3 +63,15 @@ def test_the_script_bench_measures_valkey_per_call_and_fires_every_timer() -> No
                          r"timer fired ([\d.]+) \((\d+) of 800 timers fired\)", line)
     assert match, line
     assert float(match[1]) > 0 and int(match[4]) == 800
+
+
+def test_the_ratio_to_the_peer_is_a_bound_when_a_server_held_the_highest_rate_tried() -> None:
+    assert versus_peer({"liveset x1": 900.0, "node peer": 1800.0}, 1800) == \
+        "liveset / node peer: <= 0.50 x (scenario 3's target: 1.5 x)"
+    assert versus_peer({"liveset x1": 1800.0, "node peer": 900.0}, 1800) == \
+        "liveset / node peer: >= 2.00 x (scenario 3's target: 1.5 x)"
+    assert versus_peer({"liveset x1": 1200.0, "node peer": 900.0}, 1800) == \
+        "liveset / node peer: 1.33 x (scenario 3's target: 1.5 x)"
+    assert "unknown" in versus_peer({"liveset x1": 600.0, "node peer": 600.0}, 600)
+    assert versus_peer({"liveset x1": None, "node peer": 600.0}, 600) is None
+    assert versus_peer({"liveset x1": 600.0}, 600) is None
