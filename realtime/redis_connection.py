@@ -128,6 +128,12 @@ class Connection(asyncio.Protocol):
                 future.set_exception(error)
 
 
+def _tls(options: dict[str, Any]) -> ssl.SSLContext:
+    """The TLS context redis-py's own connection builds from the URL's ssl_* options
+    (ssl_ca_certs, ssl_cert_reqs, ssl_certfile, ...), so both kinds of connection agree."""
+    return SSLConnection(**{k: v for k, v in options.items() if k != "connection_class"}).ssl_context.get()
+
+
 async def connect(
     options: dict[str, Any], protocol: Callable[[], Connection], connect_timeout_s: float
 ) -> Connection:
@@ -139,7 +145,7 @@ async def connect(
             if kind is UnixDomainSocketConnection:
                 _, connection = await loop.create_unix_connection(protocol, options["path"])
             else:
-                secure = ssl.create_default_context() if kind is SSLConnection else None
+                secure = _tls(options) if kind is SSLConnection else None
                 _, connection = await loop.create_connection(
                     protocol, options.get("host", "localhost"), options.get("port", 6379), ssl=secure)
     except (OSError, TimeoutError) as exc:
