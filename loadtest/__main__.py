@@ -57,9 +57,9 @@ def percentiles(values: list[float]) -> dict[str, float | None]:
     return {"n": len(ordered), "p50": at(0.5), "p90": at(0.9), "p99": at(0.99), "max": round(ordered[-1], 2)}
 
 
-class ServerWatch:
+class ProcessWatch:
     """CPU and RSS of some processes (and their children), sampled every second: the servers,
-    the Redis server, the load generator's workers."""
+    the Redis server, or the load generator's workers."""
 
     def __init__(self, pids: list[int]) -> None:
         self.procs = [psutil.Process(pid) for pid in pids]
@@ -87,7 +87,7 @@ class ServerWatch:
         while not self._stop.wait(1.0):
             self.samples.append((time.monotonic() - self.start, self._cpu(), self.rss_mb()))
 
-    def __enter__(self) -> ServerWatch:
+    def __enter__(self) -> ProcessWatch:
         self._thread.start()
         return self
 
@@ -123,7 +123,7 @@ def merge(parts: list[Samples]) -> Samples:
     return total
 
 
-def _ms_per_set(watch: ServerWatch, window: tuple[float, float] | None, sets_per_s: float) -> float | None:
+def _ms_per_set(watch: ProcessWatch, window: tuple[float, float] | None, sets_per_s: float) -> float | None:
     """CPU per set while the load runs; a sample covers the second before it: those wholly inside the load."""
     inside = [c for t, c, _ in watch.samples if window and window[0] + 1 <= t <= window[1]]
     return round(sum(inside) / len(inside) * 10 / sets_per_s, 3) if inside and sets_per_s else None
@@ -142,15 +142,15 @@ def run_load(cfg: Config, workers: int, client_cpus: list[int] | None, server_pi
     share = [cfg.users // workers + (1 if i < cfg.users % workers else 0) for i in range(workers)]
     firsts = [sum(share[:i]) for i in range(workers)]
     with contextlib.ExitStack() as watches:
-        watch = watches.enter_context(ServerWatch(server_pids))
-        backend = watches.enter_context(ServerWatch([redis_pid] if redis_pid else []))
+        watch = watches.enter_context(ProcessWatch(server_pids))
+        backend = watches.enter_context(ProcessWatch([redis_pid] if redis_pid else []))
         rss_before = watch.rss_mb()
         procs = [ctx.Process(target=worker_main, args=(cfg, firsts[i], share[i], workers, client_cpus, results,
                                                        progress, go)) for i in range(workers)]
         started = time.monotonic()
         for proc in procs:
             proc.start()
-        generator = watches.enter_context(ServerWatch([proc.pid for proc in procs]))
+        generator = watches.enter_context(ProcessWatch([proc.pid for proc in procs]))
         parts: list[Samples] = []
         connected, reported, rss_connected, last_print = 0, 0, None, 0.0
         load_window: tuple[float, float] | None = None  # on the watch's clock
