@@ -21,9 +21,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-from websockets.frames import apply_mask
-
-from realtime.ws_frames import CLOSE, PING, PONG, TEXT, accept_key
+from realtime.ws_frames import CLOSE, PING, PONG, TEXT, accept_key, frame
 
 EventHandler = Callable[[str, Any, int], None]  # event, data, receipt time (ns)
 
@@ -37,14 +35,7 @@ class ConnectRefused(Exception):
 
 def _masked(opcode: int, payload: bytes) -> bytes:
     """A client's frame: always masked (RFC 6455 5.3)."""
-    mask, n = os.urandom(4), len(payload)
-    if n < 126:
-        head = bytes((0x80 | opcode, 0x80 | n))
-    elif n < 65536:
-        head = bytes((0x80 | opcode, 0x80 | 126)) + _SHORT.pack(n)
-    else:
-        head = bytes((0x80 | opcode, 0x80 | 127)) + _LONG.pack(n)
-    return head + mask + apply_mask(payload, mask)
+    return frame(opcode, payload, os.urandom(4))
 
 
 class SocketIOClient(asyncio.Protocol):

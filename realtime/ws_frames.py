@@ -1,4 +1,5 @@
-"""RFC 6455 framing, server side: the handshake's accept key, frames in, frames out.
+"""RFC 6455 framing, server side: the handshake's accept key, frames in, frames out
+(and, masked, a client's frames out: the load generator's client uses `frame` too).
 
 Small on purpose: no extensions (permessage-deflate is never negotiated, as
 the Procfile has it for uvicorn too), no subprotocols. What a client sends is
@@ -40,14 +41,17 @@ def valid_key(key: bytes) -> bool:
         return False
 
 
-def frame(opcode: int, payload: bytes) -> bytes:
-    """One unfragmented, unmasked frame (a server's frames are never masked)."""
-    n = len(payload)
+def frame(opcode: int, payload: bytes, mask: bytes = b"") -> bytes:
+    """One unfragmented frame: unmasked, as a server's always are, or masked with the four
+    bytes of `mask`, as a client's must be (the load generator's)."""
+    n, bit = len(payload), 0x80 if mask else 0
+    if mask:
+        payload = mask + apply_mask(payload, mask)
     if n < 126:
-        return bytes((0x80 | opcode, n)) + payload
+        return bytes((0x80 | opcode, bit | n)) + payload
     if n < 65536:
-        return bytes((0x80 | opcode, 126)) + _SHORT.pack(n) + payload
-    return bytes((0x80 | opcode, 127)) + _LONG.pack(n) + payload
+        return bytes((0x80 | opcode, bit | 126)) + _SHORT.pack(n) + payload
+    return bytes((0x80 | opcode, bit | 127)) + _LONG.pack(n) + payload
 
 
 def close_frame(code: int, reason: str = "") -> bytes:

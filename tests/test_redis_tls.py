@@ -95,6 +95,7 @@ async def test_the_script_line_and_subscriber_trust_the_ca_the_url_names(tls_red
         assert heard == [b"over tls"]
     finally:
         running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
 
 
 async def test_without_the_ca_an_untrusted_certificate_is_refused(tls_redis: tuple[int, Path]) -> None:

@@ -51,6 +51,14 @@ def test_server_frames_use_each_length_encoding(size: int) -> None:
     assert len(encoded) == header + size
 
 
+@pytest.mark.parametrize("size", [0, 125, 126, 65535, 65536])
+def test_a_masked_frame_is_read_back_as_it_was_sent(size: int) -> None:
+    payload = os.urandom(size)
+    encoded = frame(BINARY, payload, os.urandom(4))
+    assert encoded[1] & 0x80  # masked, as a client's frame must be
+    assert FrameReader(max_size=2**20).feed(encoded) == [(BINARY, payload)]
+
+
 @given(
     messages=st.lists(st.tuples(st.sampled_from([TEXT, BINARY]), st.binary(max_size=300)), max_size=6),
     fragments=st.integers(min_value=1, max_value=3),
