@@ -108,6 +108,7 @@ def merge(parts: list[Samples]) -> Samples:
         total.timers_fired += part.timers_fired
         total.gaps += part.gaps
         total.duplicates += part.duplicates
+        total.out_of_order += part.out_of_order
         total.connected += part.connected
         total.dropped += part.dropped
         total.reconnect_ms += part.reconnect_ms
@@ -213,6 +214,7 @@ def run_load(cfg: Config, workers: int, client_cpus: list[int] | None, server_pi
                     "lost": total.lost_sets, "duplicated": total.duplicated_sets},
         "gaps": total.gaps,
         "duplicates": total.duplicates,
+        "out_of_order": total.out_of_order,
         "errors": total.errors,
         "server_cpu_percent": {"mean": round(sum(cpu) / len(cpu), 1) if cpu else None,
                                "max": round(max(cpu), 1) if cpu else None},
@@ -279,8 +281,8 @@ def sustained(results: list[dict[str, Any]]) -> dict[str, float | None]:
 def versus_peer(best: dict[str, float | None], top: float) -> str | None:
     """liveset's highest sustained rate over the peer's, as scenario 3 judges it. A server that
     sustained the highest rate tried may sustain more, so the ratio is then only a bound."""
-    peer = best.get("node peer")
-    ours = next((rate for server, rate in best.items() if server != "node peer"), None)
+    peer = next((rate for server, rate in best.items() if server.startswith("node peer")), None)
+    ours = next((rate for server, rate in best.items() if server.startswith("liveset")), None)
     if not peer or not ours:
         return None
     if ours == top and peer == top:
@@ -300,7 +302,7 @@ def table(results: list[dict[str, Any]]) -> str:
                                                  f"{r['timer_fired_late_ms']['p99']}"),
         ("timers fired", lambda r: r["timers_fired"]),
         ("connect p99 ms", lambda r: r["connect_ms"]["p99"]),
-        ("gaps / duplicates", lambda r: f"{r['gaps']} / {r['duplicates']}"),
+        ("gaps / duplicates / late", lambda r: f"{r['gaps']} / {r['duplicates']} / {r.get('out_of_order', 0)}"),
         ("dropped / resynced in 5 s", lambda r: f"{r['dropped']} / {r['resynced_within_5s']}"),
         ("reconnect p50 / p99 ms", lambda r: f"{r['reconnect_ms']['p50']} / {r['reconnect_ms']['p99']}"),
         ("resync p99 / max ms", lambda r: f"{r['resync_ms']['p99']} / {r['resync_ms']['max']}"),
@@ -377,23 +379,21 @@ def main() -> None:
                                     args.target_pid))
     else:
         with Stack(_cpus(args.server_cpus), _cpus(args.backend_cpus)) as stack:
-            servers = stack.liveset(args.processes)
-            label = f"liveset x{args.processes}"
-            # Devices of one user on different processes when there are several.
-            url = servers[0][0] if len(servers) == 1 else ",".join(u for u, _ in servers)
-            for rate in args.rate:
-                results.append(run_load(config(label, url, rate), args.workers, client_cpus,
-                                        [pid for _, pid in servers], args.kill_at, stack.redis_pid))
-                results[-1]["server_gc"] = scrape_gc([u for u, _ in servers])
-            _fresh_server_memory_only(results)
+            runs = [(f"liveset x{args.processes}", stack.liveset)]
             if args.compare == "node":
-                stack.stop_servers()
-                peer_url, peer_pid = stack.node_peer()
-                peer_first = len(results)
+                runs.append((f"node peer x{args.processes}", stack.node_peer))
+            for label, start in runs:
+                servers = start(args.processes)
+                # Devices of one user on different processes when there are several.
+                url = ",".join(u for u, _ in servers)
+                first = len(results)
                 for rate in args.rate:
-                    results.append(run_load(config("node peer", peer_url, rate), args.workers, client_cpus,
-                                            [peer_pid], redis_pid=stack.redis_pid))
-                _fresh_server_memory_only(results[peer_first:])
+                    results.append(run_load(config(label, url, rate), args.workers, client_cpus,
+                                            [pid for _, pid in servers], args.kill_at, stack.redis_pid))
+                    if label.startswith("liveset"):
+                        results[-1]["server_gc"] = scrape_gc([u for u, _ in servers])
+                _fresh_server_memory_only(results[first:])
+                stack.stop_servers()
     RESULTS.mkdir(exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", args.label or results[0]["label"].split(" @")[0])

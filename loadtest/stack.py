@@ -96,20 +96,24 @@ class Stack:
             started.append((url, proc.pid))
         return started
 
-    def node_peer(self) -> tuple[str, int]:
+    def node_peer(self, processes: int) -> list[tuple[str, int]]:
+        """Start the Node peer's processes (its Redis adapter joins them); returns (url, pid) of each."""
         peer = self.dir / "node-peer"
         shutil.copytree(NODE_PEER, peer)
         subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--silent"], cwd=peer, check=True)
-        port = free_port()
-        log = self.dir / "node-peer.log"
-        env = {**os.environ, "PORT": str(port), "REDIS_URL": self.redis.url, "JWT_SECRET": SECRET}
-        with open(log, "ab") as out:
-            proc = subprocess.Popen(_pinned(["node", "server.js"], self.cpus), cwd=peer, env=env, stdout=out,
-                                    stderr=subprocess.STDOUT)
-        self.procs.append(proc)
-        url = f"http://127.0.0.1:{port}"
-        _wait_healthy(url, proc, log)
-        return url, proc.pid
+        started = []
+        for _ in range(processes):
+            port = free_port()
+            log = self.dir / f"node-peer-{port}.log"
+            env = {**os.environ, "PORT": str(port), "REDIS_URL": self.redis.url, "JWT_SECRET": SECRET}
+            with open(log, "ab") as out:
+                proc = subprocess.Popen(_pinned(["node", "server.js"], self.cpus), cwd=peer, env=env, stdout=out,
+                                        stderr=subprocess.STDOUT)
+            self.procs.append(proc)
+            url = f"http://127.0.0.1:{port}"
+            _wait_healthy(url, proc, log)
+            started.append((url, proc.pid))
+        return started
 
     def stop_servers(self) -> None:
         for proc in self.procs:

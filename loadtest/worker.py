@@ -65,6 +65,7 @@ class Samples:
     errors: dict[str, int] = field(default_factory=dict)
     gaps: int = 0
     duplicates: int = 0
+    out_of_order: int = 0  # arrived after a later seq (each also counted as a gap when skipped)
     connected: int = 0
     dropped: int = 0  # connections lost mid-run (storm or a killed server)
     reconnect_ms: list[float] = field(default_factory=list)  # drop -> connected again
@@ -92,6 +93,7 @@ class Device:
         self.user = user
         self.index = index
         self.last_seq = 0
+        self.skipped: set[int] = set()  # seqs jumped over, not seen since
         self.urls = user.cfg.url.split(",")  # several server processes: a user's devices spread over them
         self.url_index = index % len(self.urls)
         self.up = asyncio.Event()
@@ -112,10 +114,14 @@ class Device:
             if self.resyncing:  # judged with workout:sync's answer (_resync)
                 self.live_seqs.append(seq)
             else:
-                if seq <= self.last_seq:
+                if seq in self.skipped:
+                    self.skipped.discard(seq)
+                    samples.out_of_order += 1
+                elif seq <= self.last_seq:
                     samples.duplicates += 1
                 elif seq > self.last_seq + 1 and self.last_seq > 0:
                     samples.gaps += 1
+                    self.skipped.update(range(max(self.last_seq + 1, seq - 100), seq))
                 self.last_seq = max(self.last_seq, seq)
         since_start = (now_ns - self.user.run_start_ns) / 1e9
         if name == "set:completed":

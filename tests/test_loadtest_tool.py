@@ -33,7 +33,7 @@ def run_tool(*args: str) -> dict:
 def test_a_small_run_measures_sync_acks_and_timers() -> None:
     run = run_tool("--users", "20", "--rate", "20", "--rest", "0.5", "--duration", "3", "--label", "smoke")
     assert run["connected"] == 40
-    assert run["errors"] == {} and run["gaps"] == 0 and run["duplicates"] == 0
+    assert run["errors"] == {} and run["gaps"] == 0 and run["duplicates"] == 0 and run["out_of_order"] == 0
     assert run["sets_sent"] >= 40
     assert run["sync_latency_ms"]["n"] == run["sets_sent"]  # every set reached the user's other device
     assert run["timers_fired"] == run["sets_sent"]  # and every rest timer finished, once
@@ -66,12 +66,12 @@ def test_the_script_bench_measures_valkey_per_call_and_fires_every_timer() -> No
 
 
 def test_the_ratio_to_the_peer_is_a_bound_when_a_server_held_the_highest_rate_tried() -> None:
-    assert versus_peer({"liveset x1": 900.0, "node peer": 1800.0}, 1800) == \
+    assert versus_peer({"liveset x1": 900.0, "node peer x1": 1800.0}, 1800) == \
         "liveset / node peer: <= 0.50 x (scenario 3's target: 1.5 x)"
-    assert versus_peer({"liveset x1": 1800.0, "node peer": 900.0}, 1800) == \
+    assert versus_peer({"liveset x1": 1800.0, "node peer x1": 900.0}, 1800) == \
         "liveset / node peer: >= 2.00 x (scenario 3's target: 1.5 x)"
-    assert versus_peer({"liveset x1": 1200.0, "node peer": 900.0}, 1800) == \
+    assert versus_peer({"liveset x1": 1200.0, "node peer x1": 900.0}, 1800) == \
         "liveset / node peer: 1.33 x (scenario 3's target: 1.5 x)"
-    assert "unknown" in versus_peer({"liveset x1": 600.0, "node peer": 600.0}, 600)
-    assert versus_peer({"liveset x1": None, "node peer": 600.0}, 600) is None
+    assert "unknown" in versus_peer({"liveset x1": 600.0, "node peer x1": 600.0}, 600)
+    assert versus_peer({"liveset x1": None, "node peer x1": 600.0}, 600) is None
     assert versus_peer({"liveset x1": 600.0}, 600) is None
