@@ -1,8 +1,8 @@
 """One load-generating process: a slice of the users, each with D devices, as the apps behave.
 
-Every user starts a workout; then every `period` seconds one of their devices
-logs a set (five exercises in turn, four sets each: `training_set`) and starts
-a rest timer. All devices of a user live in this process, so one clock times
+Every user starts a workout with a plan (`PLAN`); then every `period` seconds
+one of their devices logs a set (five exercises in turn, four sets each:
+`training_set`) and starts a rest timer. All devices of a user live in this process, so one clock times
 device A's emit against device B's receipt. A device whose connection drops (a
 storm, a killed server) reconnects and resyncs with workout:sync; a call cut by
 the drop is sent again with the same ids. At the end each user's history is
@@ -199,6 +199,8 @@ class Device:
 
 EXERCISES = ("squat", "bench", "row", "press", "deadlift")
 REPS = (10, 8, 8, 6)
+# Started from a routine, as the apps do: the plan names what the user will train.
+PLAN = [{"exercise_id": exercise, "sets": len(REPS)} for exercise in EXERCISES]
 
 
 def training_set(user: int, n: int) -> dict[str, Any]:
@@ -282,7 +284,7 @@ class User:
         # Users arrive spread over one period, as they would, not all in one instant.
         await asyncio.sleep(max(0.0, first_slot - period - time.monotonic()))
         await self.sync_clock()
-        if await self.call(self.devices[0], "workout:start", {"workout_id": self.workout_id}) is None:
+        if await self.call(self.devices[0], "workout:start", {"workout_id": self.workout_id, "plan": PLAN}) is None:
             return
         next_at = first_slot
         n = 0

@@ -28,7 +28,7 @@ SCRIPTS = (
     "workout_sync",
     "workout_complete_begin", "workout_complete_finish", "workout_complete_abort",
     "set_complete", "set_update", "set_delete", "rest_start", "rest_adjust", "rest_skip", "timers_fire",
-    "records_rebase",
+    "records_rebase", "records_preload",
 )
 TIMERS_PER_CALL = 500
 ENDED_KEEP_S = 24 * 3600  # an ended workout's keys outlive it a day: retries and late syncs find it
@@ -138,6 +138,11 @@ class LiveState:
         except RedisError as exc:
             raise AppError("unavailable", "live state is unreachable; retry") from exc
         return msgspec.Raw(reply[1]) if reply[0] == b"ok" else None
+
+    async def preload(self, user_id: str, workout_id: str, baselines: dict[str, bytes]) -> None:
+        """Standing records (records.baseline_json) of exercises the workout will need, ahead of its sets."""
+        if baselines:
+            await self._call("records_preload", user_id, workout_id, *(x for pair in baselines.items() for x in pair))
 
     async def rebase(self, user_id: str, baselines: dict[str, bytes]) -> None:
         """The user's standing records changed (a completed workout was deleted): the live

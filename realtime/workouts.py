@@ -60,14 +60,18 @@ class WorkoutHandlers:
             "rest:skip": self.skip_rest,
         }
 
+    async def _baselines(self, user_id: str, exercises: list[str]) -> dict[str, bytes]:
+        """The user's standing records for each exercise, from Postgres in one query."""
+        found = await db_records.for_exercises(self.services.runtime.db, user_id, exercises)
+        return {exercise: baseline_json(rows) for exercise, rows in found.items()}
+
     async def load_baseline(self, user_id: str, exercise_id: str) -> bytes:
-        """The user's standing records for an exercise, from Postgres (once per workout and exercise)."""
+        """One exercise's standing records, for a set that found them missing (once per workout and exercise)."""
         try:
-            rows = (await db_records.for_exercises(self.services.runtime.db, user_id, [exercise_id]))[exercise_id]
+            return (await self._baselines(user_id, [exercise_id]))[exercise_id]
         except (PostgresError, OSError, TimeoutError) as exc:
             log.warning("could not load records", extra={"error": str(exc)})
             raise AppError("unavailable", "records are unreachable; retry") from None
-        return baseline_json(rows)
 
     async def start(self, session: Session, payload: p.WorkoutStart) -> msgspec.Raw:
         runtime = self.services.runtime
@@ -81,7 +85,20 @@ class WorkoutHandlers:
         ack = await runtime.live.start(session.user_id, payload)
         if payload.room_id is not None:
             await self.rooms.set_workout(session.user_id, str(payload.room_id), str(payload.workout_id))
+        await self._preload_planned_records(session.user_id, payload)
         return ack
+
+    async def _preload_planned_records(self, user_id: str, payload: p.WorkoutStart) -> None:
+        """The planned exercises' standing records in one query, so that no set waits for them.
+        Only a shortcut: when it fails, each exercise's first set loads its own."""
+        exercises = list(dict.fromkeys(item.exercise_id for item in payload.plan or ()))
+        if not exercises:
+            return
+        try:
+            baselines = await self._baselines(user_id, exercises)
+            await self.services.runtime.live.preload(user_id, str(payload.workout_id), baselines)
+        except (PostgresError, OSError, TimeoutError, AppError) as exc:
+            log.warning("could not preload the plan's records", extra={"error": str(exc)})
 
     async def pause(self, session: Session, payload: p.WorkoutRef) -> msgspec.Raw:
         return await self.services.runtime.live.pause(session.user_id, str(payload.workout_id))

@@ -7,8 +7,12 @@ import uuid
 from datetime import UTC, datetime
 
 import asyncpg
+import msgspec
+from redis.asyncio import Redis
 
+from realtime.keys import Keys
 from realtime.records import weight_key
+from realtime.settings import Settings
 
 from .clients import check, ok
 from .test_live_workout import new_id
@@ -83,6 +87,26 @@ async def test_ties_and_warmups_are_not_records(user, database_url: str) -> None
     prs = [check("pr:achieved", e) for e in watch.named("pr:achieved")]
     assert [p.set_id for p in prs] == [heavier]
     assert {(r.type, r.previous) for r in prs[0].records} == {("max_weight", 100), ("max_reps", None)}
+
+
+async def test_a_plan_has_its_exercises_standing_records_loaded_at_start(user, settings: Settings,
+                                                                         database_url: str) -> None:
+    uid, phone, _ = user
+    await store_history(database_url, uid, [("max_weight", 0, 100)])
+    wid = new_id()
+    await ok(phone, "workout:start", {"workout_id": wid, "plan": [{"exercise_id": "bench", "sets": 3},
+                                                                  {"exercise_id": "squat"}]})
+    redis = Redis.from_url(settings.redis_url)
+    try:
+        base = await redis.hgetall(Keys(settings.redis_prefix).workout(uid, wid)[5])
+    finally:
+        await redis.aclose()
+    assert {e.decode(): msgspec.json.decode(b) for e, b in base.items()} == {"bench": {"max_weight": 100},
+                                                                             "squat": {}}
+    _, ack = await log_set(phone, wid, weight_kg=90, reps=5)
+    assert "max_weight" not in records_of(ack)  # weighed against the standing 100 kg
+    _, ack = await log_set(phone, wid, weight_kg=105, reps=1)
+    assert records_of(ack)["max_weight"][:2] == (105, 100)
 
 
 async def test_more_reps_at_the_same_weight(user) -> None:
