@@ -2,11 +2,11 @@
 
 Every user starts a workout with a plan (`PLAN`); then every `period` seconds
 one of their devices logs a set (five exercises in turn, four sets each:
-`training_set`) and starts a rest timer. All devices of a user live in this process, so one clock times
-device A's emit against device B's receipt. A device whose connection drops (a
-storm, a killed server) reconnects and resyncs with workout:sync; a call cut by
-the drop is sent again with the same ids. At the end each user's history is
-read back to find acked sets lost or logged twice.
+`training_set`) and starts a rest timer. All devices of a user live in this
+process, so one clock times device A's emit against device B's receipt. A device
+whose connection drops (a storm, a killed server) reconnects and resyncs with
+workout:sync; a call cut by the drop is sent again with the same ids. At the end
+each user's history is read back to find acked sets lost or logged twice.
 """
 
 from __future__ import annotations
