@@ -14,7 +14,7 @@ from realtime.keys import Keys
 from realtime.records import weight_key
 from realtime.settings import Settings
 
-from .clients import check, ok
+from .clients import check, error, ok
 from .test_live_workout import new_id
 
 
@@ -107,6 +107,25 @@ async def test_a_plan_has_its_exercises_standing_records_loaded_at_start(user, s
     assert "max_weight" not in records_of(ack)  # weighed against the standing 100 kg
     _, ack = await log_set(phone, wid, weight_kg=105, reps=1)
     assert records_of(ack)["max_weight"][:2] == (105, 100)
+
+
+async def test_a_plan_whose_records_cannot_be_read_still_starts(user, database_url: str) -> None:
+    """The plan's records are a head start only: without them the workout starts, and the
+    first set of the exercise asks for them again, saying so while they cannot be read."""
+    _, phone, _ = user
+    wid = new_id()
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute("ALTER TABLE personal_records RENAME TO personal_records_away")
+        await ok(phone, "workout:start", {"workout_id": wid, "plan": [{"exercise_id": "bench"}]})
+        failed = await error(phone, "set:complete", {"workout_id": wid, "set_id": new_id(), "exercise_id": "bench",
+                                                     "weight_kg": 60, "reps": 5})
+        assert failed["code"] == "unavailable"
+    finally:
+        await conn.execute("ALTER TABLE personal_records_away RENAME TO personal_records")
+        await conn.close()
+    sid, ack = await log_set(phone, wid, weight_kg=60, reps=5)
+    assert records_of(ack)["max_weight"] == (60, None, sid)
 
 
 async def test_more_reps_at_the_same_weight(user) -> None:
