@@ -279,12 +279,17 @@ local function snapshot_json()
     ',"records":' .. all_records_json() .. '}'
 end
 
--- The common preamble of scripts that change an open workout: nil when it may go on.
-local function check_open()
-  if not owned() then return {'not_found'} end
-  local status = field('status')
+-- {'ended', status} for a workout that takes no more changes; nil while it is open.
+local function ended(status)
   if not is_open(status) then return {'ended', status} end
   return nil
+end
+
+-- The common preamble of scripts that change an open workout: nil when it may go on.
+-- (A script that has checked owned() already goes on with ended(field('status')).)
+local function check_open()
+  if not owned() then return {'not_found'} end
+  return ended(field('status'))
 end
 
 -- Retire an open workout: it is no longer the user's live one, its timer and its

@@ -6,7 +6,7 @@ local set_id, fp, exercise = ARGV[6], ARGV[7], ARGV[9]
 if not owned() then return {'not_found'} end
 local seen = recall('c:' .. set_id, fp)
 if seen then return seen end
-local closed = check_open()
+local closed = ended(field('status'))
 if closed then return closed end
 if ARGV[11] then redis.call('HSETNX', K.base, ARGV[11], ARGV[12]) end
 local missing = need_base(exercise)

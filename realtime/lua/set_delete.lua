@@ -5,7 +5,7 @@ local set_id = ARGV[6]
 if not owned() then return {'not_found'} end
 local seen = recall('d:' .. set_id, '')
 if seen then return seen end
-local closed = check_open()
+local closed = ended(field('status'))
 if closed then return closed end
 local stored = redis.call('HGET', K.sets, set_id)
 if not stored then return {'not_found', 'no such set'} end

@@ -8,7 +8,7 @@ local stored = redis.call('HGET', K.sets, set_id)
 if not stored then return {'not_found', 'no such set'} end
 local seen = recall('u:' .. set_id, fp)
 if seen and seen[1] == 'dup' then return seen end
-local closed = check_open()
+local closed = ended(field('status'))
 if closed then return closed end
 if ARGV[9] then redis.call('HSETNX', K.base, ARGV[9], ARGV[10]) end
 

@@ -8,7 +8,7 @@ if not owned() then return {'not_found'} end
 local status = field('status')
 if status == 'completed' then return recall('complete', '') or {'ended', status} end
 if status == 'completing' then return {'store', snapshot_json(), field('notes')} end
-local closed = check_open()
+local closed = ended(status)
 if closed then return closed end
 if ARGV[7] and tonumber(field('last_at')) > tonumber(ARGV[7]) then return {'active'} end
 redis.call('HSET', K.state, 'status', 'completing', 'before_completing', status, 'ended_at', NOW, 'notes', ARGV[6])

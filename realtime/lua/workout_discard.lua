@@ -3,10 +3,11 @@
 --      [7 only if idle since: ms; the idle reaper's guard against a user who just came back]
 -- -> {'ok', ack, room (JSON)} | {'dup', ack} | {'not_found'} | {'ended', status} | {'active'}
 if not owned() then return {'not_found'} end
-if field('status') == 'discarded' then
+local status = field('status')
+if status == 'discarded' then
   return recall('discard', '') or {'ended', 'discarded'}
 end
-local closed = check_open()
+local closed = ended(status)
 if closed then return closed end
 if ARGV[7] and tonumber(field('last_at')) > tonumber(ARGV[7]) then return {'active'} end
 local _, ack = emit('workout:discarded', function() return '' end)

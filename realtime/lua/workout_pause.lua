@@ -3,7 +3,7 @@
 if not owned() then return {'not_found'} end
 local status = field('status')
 if status == 'paused' then return recall('pause', '') or {'conflict', 'the workout is already paused'} end
-local closed = check_open()
+local closed = ended(status)
 if closed then return closed end
 redis.call('HSET', K.state, 'status', 'paused', 'paused_at', NOW)
 redis.call('HDEL', K.ops, 'resume')  -- the next resume is a new one

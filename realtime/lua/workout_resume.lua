@@ -7,7 +7,7 @@ if status == 'live' then
   if seen then return seen end
   return {'conflict', 'the workout is not paused'}
 end
-local closed = check_open()
+local closed = ended(status)
 if closed then return closed end
 redis.call('HINCRBY', K.state, 'paused_ms', NOW - tonumber(field('paused_at')))
 redis.call('HSET', K.state, 'status', 'live', 'paused_at', '')
