@@ -2,6 +2,7 @@
 
     python -m loadtest --users 1000 --rate 300 --rest 2 --duration 60            # liveset, 1 process
     python -m loadtest --users 1000 --rate 300 --compare node                    # + the Node peer, same run
+    python -m loadtest --users 1000 --rate 300 --rooms 0.2                       # a fifth in group rooms of 5
     python -m loadtest --users 1000 --timers-only --duration 30                  # rest-timer lateness
     python -m loadtest --users 5000 --idle --duration 10 --compare node          # memory per idle connection
     python -m loadtest --users 2500 --rate 100 --storm 1.0 --storm-at 10         # reconnect storm, resync
@@ -100,6 +101,7 @@ def merge(parts: list[Samples]) -> Samples:
     total = Samples()
     for part in parts:
         total.sync_ms += part.sync_ms
+        total.room_ms += part.room_ms
         total.ack_ms += part.ack_ms
         total.timer_late_ms += part.timer_late_ms
         total.timer_fire_late_ms += part.timer_fire_late_ms
@@ -197,6 +199,7 @@ def run_load(cfg: Config, workers: int, client_cpus: list[int] | None, server_pi
         "config": {k: v for k, v in asdict(cfg).items() if k not in ("secret",)},
         "sync_latency_ms": percentiles([x for _, x in total.sync_ms]),
         "ack_latency_ms": percentiles(total.ack_ms),
+        "room_latency_ms": percentiles(total.room_ms),
         "timer_lateness_ms": percentiles([x for _, x in total.timer_late_ms]),
         "timer_fired_late_ms": percentiles(total.timer_fire_late_ms),
         "connect_ms": percentiles(total.connect_ms),
@@ -297,6 +300,7 @@ def table(results: list[dict[str, Any]]) -> str:
         ("sets/s sent", lambda r: r["sets_per_s"]),
         ("sync p50 / p99 ms", lambda r: f"{r['sync_latency_ms']['p50']} / {r['sync_latency_ms']['p99']}"),
         ("ack p50 / p99 ms", lambda r: f"{r['ack_latency_ms']['p50']} / {r['ack_latency_ms']['p99']}"),
+        ("room activity p50 / p99 ms", lambda r: f"{r['room_latency_ms']['p50']} / {r['room_latency_ms']['p99']}"),
         ("timer late p50 / p99 ms", lambda r: f"{r['timer_lateness_ms']['p50']} / {r['timer_lateness_ms']['p99']}"),
         ("  of which firing p50 / p99", lambda r: f"{r['timer_fired_late_ms']['p50']} / "
                                                  f"{r['timer_fired_late_ms']['p99']}"),
@@ -348,6 +352,9 @@ def main() -> None:
     parser.add_argument("--storm-spread", type=float, default=1.0, help="reconnects spread over this many seconds")
     parser.add_argument("--kill-at", type=float, help="SIGKILL one liveset process this many seconds into the load "
                                                       "(needs --processes 2 or more; its clients fail over)")
+    parser.add_argument("--rooms", type=float, default=0.0, metavar="SHARE",
+                        help="this share of the users trains together in group rooms (sets reach the room too)")
+    parser.add_argument("--room-size", type=int, default=5, help="users per group room")
     parser.add_argument("--compare", choices=["node"], help="run the same load against the Node peer too")
     parser.add_argument("--target", help="a running server's URL instead of starting one")
     parser.add_argument("--target-pid", type=int, action="append", default=[], help="its pids, for CPU/RSS")
@@ -366,10 +373,15 @@ def main() -> None:
                       rest_s=args.rest, duration_s=args.duration, connect_rate=args.connect_rate,
                       timers_only=args.timers_only, label=label, run_id=uuid.uuid4().hex[:8], idle=args.idle,
                       storm=args.storm, storm_at=args.storm_at, storm_spread_s=args.storm_spread,
-                      failover=args.kill_at is not None)
+                      failover=args.kill_at is not None, rooms=args.rooms, room_size=args.room_size)
 
     if args.kill_at is not None and (args.processes < 2 or args.target or args.compare or len(args.rate) > 1):
         parser.error("--kill-at needs --processes 2 or more, one --rate, and no --target or --compare")
+
+    if args.rooms and args.compare:
+        parser.error("--rooms cannot be compared: the Node peer has no group rooms")
+    if not 0 <= args.rooms <= 1 or args.room_size < 2:
+        parser.error("--rooms is a share (0 to 1) and --room-size at least 2")
 
     client_cpus = _cpus(args.client_cpus)
     results = []

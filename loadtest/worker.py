@@ -43,6 +43,8 @@ class Config:
     storm_at: float = 0.0
     storm_spread_s: float = 1.0  # the dropped devices reconnect spread over this long, as apps' jitter does
     failover: bool = False  # a device whose server goes away reconnects to the next URL (kill -9 runs)
+    rooms: float = 0.0  # share of the users training together in group rooms
+    room_size: int = 5  # users per room
 
     @property
     def period(self) -> float:
@@ -56,6 +58,7 @@ class Samples:
     """What one worker measured; merged by the runner."""
 
     sync_ms: list[tuple[float, float]] = field(default_factory=list)  # (seconds into the run, latency)
+    room_ms: list[float] = field(default_factory=list)  # a member's set -> room:activity at another member's device
     ack_ms: list[float] = field(default_factory=list)
     timer_late_ms: list[tuple[float, float]] = field(default_factory=list)
     timer_fire_late_ms: list[float] = field(default_factory=list)  # server_time - ends_at: the firing alone
@@ -107,6 +110,9 @@ class Device:
 
     def on_event(self, name: str, data: Any, now_ns: int) -> None:
         samples = self.user.samples
+        if name == "room:activity":
+            self.user.room_activity(data, now_ns)
+            return
         if not isinstance(data, dict) or data.get("workout_id") != self.user.workout_id:
             return
         seq = data.get("seq")
@@ -155,6 +161,8 @@ class Device:
             if not await self._reconnect():
                 return
             self.user.samples.reconnect_ms.append((time.time_ns() - dropped_ns) / 1e6)
+            if self.user.room_id is not None:  # presence is per connection: back in the room first
+                await self.user.enter_room(self, {"room_id": self.user.room_id})
             self.up.set()
             await self._resync(dropped_ns)
 
@@ -224,6 +232,8 @@ class User:
         self.sent: dict[str, tuple[int, int]] = {}  # set_id -> (emit time ns, device index)
         self.acked: list[str] = []
         self.offset_ns = 0  # server clock - our clock
+        self.room_id: str | None = None
+        self.mates: dict[str, User] = {}  # the room's users (self included), by user_id
         self.timer_done = asyncio.Event()
         self.finishing = False
         self.devices = [Device(self, i) for i in range(cfg.devices)]
@@ -266,6 +276,27 @@ class User:
         self.samples.error(f"{event}: no device came back")
         return None
 
+    async def enter_room(self, device: Device, how: dict[str, str]) -> bool:
+        """room:join on one device (presence is per device): how = {invite_code} or {room_id}."""
+        try:
+            ack = await device.client.call("room:join", how, timeout=10)
+        except (TimeoutError, ConnectionError):
+            ack = None
+        if not (isinstance(ack, dict) and ack.get("ok")):
+            self.samples.error("room:join: no answer" if ack is None else f"room:join: {ack['error'].get('code')}")
+            return False
+        return True
+
+    def room_activity(self, data: Any, now_ns: int) -> None:
+        if not (isinstance(data, dict) and data.get("type") == "set_completed"):
+            return
+        mate = self.mates.get(str(data.get("user_id")))
+        if mate is None or mate is self:
+            return
+        sent = mate.sent.get(data["data"]["set"]["set_id"])
+        if sent is not None:
+            self.samples.room_ms.append((now_ns - sent[0]) / 1e6)
+
     async def sync_clock(self, tries: int = 5) -> None:
         """server clock - ours, from the time:sync with the shortest round trip (NTP's rule)."""
         best_rtt = None
@@ -284,7 +315,10 @@ class User:
         # Users arrive spread over one period, as they would, not all in one instant.
         await asyncio.sleep(max(0.0, first_slot - period - time.monotonic()))
         await self.sync_clock()
-        if await self.call(self.devices[0], "workout:start", {"workout_id": self.workout_id, "plan": PLAN}) is None:
+        start = {"workout_id": self.workout_id, "plan": PLAN}
+        if self.room_id is not None:
+            start["room_id"] = self.room_id
+        if await self.call(self.devices[0], "workout:start", start) is None:
             return
         next_at = first_slot
         n = 0
@@ -365,6 +399,29 @@ async def _connect_all(users: list[User], per_second: float, samples: Samples) -
     await asyncio.gather(*pending)
 
 
+async def _form_rooms(users: list[User], cfg: Config) -> None:
+    """The first `rooms` share of the users, in groups of `room_size`: one creates the room,
+    the others join with its invite code, and every device of each enters it."""
+    members = users[:round(len(users) * cfg.rooms)]
+    await asyncio.gather(*(_form_room(members[i:i + cfg.room_size]) for i in range(0, len(members), cfg.room_size)))
+
+
+async def _form_room(group: list[User]) -> None:
+    owner = group[0]
+    ack = await owner.call(owner.devices[0], "room:create", {"name": f"load {owner.index}"})
+    if ack is None:
+        return
+    room = ack["data"]["room"]
+    joined = [owner]
+    for user in group[1:]:
+        if await user.enter_room(user.devices[0], {"invite_code": room["invite_code"]}):
+            joined.append(user)
+    for user in joined:
+        user.room_id, user.mates = room["room_id"], {u.user_id: u for u in joined}
+        for device in user.devices[1:]:
+            await user.enter_room(device, {"room_id": room["room_id"]})
+
+
 async def _connect(device: Device, samples: Samples) -> None:
     started = time.time_ns()
     try:
@@ -383,6 +440,8 @@ async def _run(cfg: Config, first: int, count: int, workers: int, progress: Queu
     run_start_ns = time.time_ns()
     users = [User(cfg, first + i, samples, run_start_ns) for i in range(count)]
     await _connect_all(users, cfg.connect_rate / workers, samples)
+    if cfg.rooms > 0:
+        await _form_rooms(users, cfg)
     if progress is not None:
         progress.put(("connected", samples.connected))
     if go is not None:  # every worker has connected: the load starts together, after the connect storm

@@ -41,6 +41,14 @@ def test_a_small_run_measures_sync_acks_and_timers() -> None:
     assert run["server_cpu_ms_per_set"] > 0  # sampled within the load's own seconds
 
 
+def test_users_in_group_rooms_see_each_others_sets() -> None:
+    run = run_tool("--users", "10", "--rate", "10", "--rest", "0", "--duration", "3", "--rooms", "1",
+                   "--room-size", "5", "--label", "rooms")
+    assert run["errors"] == {} and run["gaps"] == 0 and run["sets_sent"] >= 20
+    # Two rooms of five: every set reached both devices of each of the four other members.
+    assert run["room_latency_ms"]["n"] == run["sets_sent"] * 4 * 2
+
+
 def test_a_reconnect_storm_and_a_killed_process_are_survived_and_checked() -> None:
     storm = run_tool("--users", "20", "--rate", "20", "--duration", "4", "--storm", "0.5", "--storm-at", "1",
                      "--label", "storm")
