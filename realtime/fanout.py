@@ -57,10 +57,12 @@ class Fanout:
         self.on_kick: Callable[[str, str], Awaitable[None]] | None = None
 
     async def listen(self, channel: str) -> None:
-        """A local socket needs `channel`: subscribe on the first one."""
+        """A local socket needs `channel`; returns once Redis has it subscribed. Every caller
+        sends its own SUBSCRIBE (a repeat changes nothing) and waits for its answer: Redis
+        answers in order, so a second socket that arrives while the first one's SUBSCRIBE is
+        on its way does not go on (to session:ready, to workout:sync) before it is in effect."""
         self.listeners[channel] += 1
-        if self.listeners[channel] == 1:
-            await self.subscriber.subscribe(channel)
+        await self.subscriber.subscribe(channel)
 
     async def unlisten(self, channel: str) -> None:
         self.listeners[channel] -= 1

@@ -8,7 +8,11 @@ import uuid
 from collections.abc import AsyncIterator
 
 import redis.asyncio as aioredis
+import socketio
 
+from realtime.fanout import Fanout
+from realtime.keys import Keys
+from realtime.metrics import Metrics
 from realtime.subscriber import Subscriber
 
 
@@ -73,3 +77,26 @@ async def test_a_killed_connection_is_reopened_and_every_channel_subscribed_agai
             assert sorted(got) == sorted((c.encode(), b"back") for c in channels)
     finally:
         await publisher.aclose()
+
+
+async def test_every_socket_that_listens_waits_until_the_channel_is_subscribed(redis_url: str) -> None:
+    """Two devices of a user arrive at once: the second must not go on to session:ready while
+    the first one's SUBSCRIBE is still on its way, or it misses what is published meanwhile."""
+    fanout = Fanout(redis_url, socketio.AsyncServer(async_mode="asgi"), Keys("t:"), Metrics(), max_queued=100)
+    channel = f"fan:{uuid.uuid4().hex}"
+    task = asyncio.create_task(fanout.run())
+    admin = aioredis.Redis.from_url(redis_url)
+    try:
+        await asyncio.wait_for(fanout.subscriber.ready(), 5)
+        await admin.execute_command("CLIENT", "PAUSE", 300, "ALL")  # Redis answers nothing for 300 ms
+        first = asyncio.create_task(fanout.listen(channel))
+        second = asyncio.create_task(fanout.listen(channel))
+        await asyncio.sleep(0.1)
+        assert not first.done() and not second.done()
+        await asyncio.wait_for(asyncio.gather(first, second), 5)
+        assert await admin.pubsub_numsub(channel) == [(channel.encode(), 1)]
+    finally:
+        await admin.aclose()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
