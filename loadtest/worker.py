@@ -100,6 +100,7 @@ class Device:
         self.urls = user.cfg.url.split(",")  # several server processes: a user's devices spread over them
         self.url_index = index % len(self.urls)
         self.up = asyncio.Event()
+        self.ready = asyncio.Event()  # session:ready came: the server delivers this user's events from here on
         self.resyncing = False  # after a reconnect, until workout:sync has filled what was missed
         self.live_seqs: list[int] = []  # seqs that arrived live while resyncing
         self.client = self._client()
@@ -110,6 +111,9 @@ class Device:
 
     def on_event(self, name: str, data: Any, now_ns: int) -> None:
         samples = self.user.samples
+        if name == "session:ready":
+            self.ready.set()
+            return
         if name == "room:activity":
             self.user.room_activity(data, now_ns)
             return
@@ -156,11 +160,16 @@ class Device:
             dropped_ns = time.time_ns()
             self.up.clear()
             self.resyncing, self.live_seqs = True, []
+            self.ready.clear()
             self.user.samples.dropped += 1
             await asyncio.sleep(random.uniform(0, cfg.storm_spread_s))
             if not await self._reconnect():
                 return
             self.user.samples.reconnect_ms.append((time.time_ns() - dropped_ns) / 1e6)
+            try:  # as the apps do: sync once the server says it is delivering again
+                await asyncio.wait_for(self.ready.wait(), 10)
+            except TimeoutError:
+                self.user.samples.error("session:ready: never came")
             if self.user.room_id is not None:  # presence is per connection: back in the room first
                 await self.user.enter_room(self, {"room_id": self.user.room_id})
             self.up.set()
