@@ -175,11 +175,11 @@ def run_load(cfg: Config, workers: int, client_cpus: list[int] | None, server_pi
                         time.sleep(2)  # let the server settle after the connect storm
                         rss_connected = watch.rss_mb()
                         go.set()
-                        # The workers' load runs one period after go, for duration_s.
-                        begins = time.monotonic() - watch.start + cfg.period
+                        # The workers' load runs once users have arrived, for duration_s.
+                        begins = time.monotonic() - watch.start + cfg.arrival_s
                         load_window = (begins, begins + cfg.duration_s)
                         if kill_at is not None:
-                            threading.Timer(cfg.period + kill_at, os.kill, (server_pids[0], signal.SIGKILL)).start()
+                            threading.Timer(cfg.arrival_s + kill_at, os.kill, (server_pids[0], signal.SIGKILL)).start()
             if time.monotonic() - last_print > 5:
                 last_print = time.monotonic()
                 cpu = watch.samples[-1][1] if watch.samples else 0
