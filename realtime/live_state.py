@@ -41,6 +41,11 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+def _pairs(baselines: dict[str, bytes]) -> list[object]:
+    """exercise_id, its baseline, exercise_id, ...: how the records scripts take them in ARGV."""
+    return [x for pair in baselines.items() for x in pair]
+
+
 def _json_or_null(value: object) -> bytes:
     return b"null" if value is None else _encode(value)
 
@@ -142,7 +147,7 @@ class LiveState:
     async def preload(self, user_id: str, workout_id: str, baselines: dict[str, bytes]) -> None:
         """Standing records (records.baseline_json) of exercises the workout will need, ahead of its sets."""
         if baselines:
-            await self._call("records_preload", user_id, workout_id, *(x for pair in baselines.items() for x in pair))
+            await self._call("records_preload", user_id, workout_id, *_pairs(baselines))
 
     async def rebase(self, user_id: str, baselines: dict[str, bytes]) -> None:
         """The user's standing records changed (a completed workout was deleted): the live
@@ -152,7 +157,7 @@ class LiveState:
         try:
             await self.line.run(
                 self.scripts["records_rebase"], [self.keys.live(user_id)],
-                [user_id, "", now_ms(), "", self.log_cap, *(x for pair in baselines.items() for x in pair)])
+                [user_id, "", now_ms(), "", self.log_cap, *_pairs(baselines)])
         except RedisError as exc:
             raise AppError("unavailable", "live state is unreachable; retry") from exc
 
