@@ -15,7 +15,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 
 from db.pool import create_pool
 
-from . import gc_tuning, idle_reaper
+from . import gc_tuning, idle_reaper, loop_lag
 from .devices import Devices
 from .fanout import Fanout
 from .keys import Keys
@@ -93,6 +93,8 @@ async def lifespan(
                     name="idle",
                 ),
                 group.create_task(_supervised("gc", gc_tuning.run_collections), name="gc"),
+                group.create_task(_supervised("loop_lag", lambda: loop_lag.watch(services.metrics)),
+                                  name="loop_lag"),
             ]
             # Serve only once the pub/sub connection is up, so the first device's join is subscribed.
             await asyncio.wait_for(fanout.subscriber.ready(), 5)

@@ -48,6 +48,10 @@ class Metrics:
             "liveset_gc_pause_seconds", "Garbage collection pauses by generation", ["generation"],
             buckets=_LATENCY_BUCKETS, registry=self.registry,
         )
+        self.loop_lag = Histogram(
+            "liveset_loop_lag_seconds", "How late the event loop woke from a 50 ms sleep (loop_lag.py)",
+            buckets=_LATENCY_BUCKETS, registry=self.registry,
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import httpx
@@ -82,3 +83,25 @@ async def test_metrics_count_connections_and_events(server: str) -> None:
         assert 'liveset_event_seconds_count{event="time:sync"} 1.0' in text
     finally:
         await device.close()
+
+
+def _stalls_over(metrics: str, seconds: str) -> float:
+    """Loop-lag observations above `seconds` (a bucket bound), from /metrics text."""
+    count = bucket = None
+    for line in metrics.splitlines():
+        if line.startswith("liveset_loop_lag_seconds_count "):
+            count = float(line.split()[-1])
+        elif line.startswith(f'liveset_loop_lag_seconds_bucket{{le="{seconds}"}} '):
+            bucket = float(line.split()[-1])
+    assert count is not None and bucket is not None, "no loop-lag histogram on /metrics"
+    return count - bucket
+
+
+async def test_metrics_show_a_stalled_event_loop(server: str) -> None:
+    # The server runs in this test's event loop: blocking it here stalls the server's loop.
+    async with httpx.AsyncClient() as http:
+        before = _stalls_over((await http.get(f"{server}/metrics")).text, "0.1")
+        time.sleep(0.2)  # noqa: ASYNC251  (the stall under test)
+        await asyncio.sleep(0.1)  # the watcher wakes, late, and records it
+        after = _stalls_over((await http.get(f"{server}/metrics")).text, "0.1")
+    assert after - before >= 1
