@@ -106,6 +106,7 @@ def merge(parts: list[Samples]) -> Samples:
         total.timer_late_ms += part.timer_late_ms
         total.timer_fire_late_ms += part.timer_fire_late_ms
         total.connect_ms += part.connect_ms
+        total.stalls_ms += part.stalls_ms
         total.sets_sent += part.sets_sent
         total.timers_fired += part.timers_fired
         total.gaps += part.gaps
@@ -133,11 +134,13 @@ def _ms_per_set(watch: ProcessWatch, window: tuple[float, float] | None, sets_pe
 
 
 def run_load(cfg: Config, workers: int, client_cpus: list[int] | None, server_pids: list[int],
-             kill_at: float | None = None, redis_pid: int | None = None) -> dict[str, Any]:
+             kill_at: float | None = None, redis_pid: int | None = None,
+             metrics_urls: list[str] | None = None) -> dict[str, Any]:
     """One load against one server (or several processes of it). `kill_at`: seconds into
     the load at which the first server process gets SIGKILL. `redis_pid`: the Redis server
     both share, whose CPU per set is reported too (a server's Lua runs there, on the
-    generator's core in the default layout)."""
+    generator's core in the default layout). `metrics_urls`: liveset processes whose
+    event-loop stalls during the load are read from /metrics."""
     ctx = multiprocessing.get_context("spawn")
     results: Any = ctx.Queue()
     progress: Any = ctx.Queue()
@@ -157,6 +160,9 @@ def run_load(cfg: Config, workers: int, client_cpus: list[int] | None, server_pi
         parts: list[Samples] = []
         connected, reported, rss_connected, last_print = 0, 0, None, 0.0
         load_window: tuple[float, float] | None = None  # on the watch's clock
+        lag_before: dict[str, float] = {}
+        lag_after: dict[str, float] = {}
+        lag_timer: threading.Timer | None = None
         while len(parts) < workers:
             try:
                 parts.append(results.get(timeout=0.5))
@@ -174,10 +180,15 @@ def run_load(cfg: Config, workers: int, client_cpus: list[int] | None, server_pi
                     if reported == workers:
                         time.sleep(2)  # let the server settle after the connect storm
                         rss_connected = watch.rss_mb()
+                        lag_before = scrape(metrics_urls or [], LOOP_LAG)
                         go.set()
                         # The workers' load runs once users have arrived, for duration_s.
                         begins = time.monotonic() - watch.start + cfg.arrival_s
                         load_window = (begins, begins + cfg.duration_s)
+                        if metrics_urls:
+                            lag_timer = threading.Timer(cfg.arrival_s + cfg.duration_s,
+                                                        lambda: lag_after.update(scrape(metrics_urls, LOOP_LAG)))
+                            lag_timer.start()
                         if kill_at is not None:
                             threading.Timer(cfg.arrival_s + kill_at, os.kill, (server_pids[0], signal.SIGKILL)).start()
             if time.monotonic() - last_print > 5:
@@ -189,7 +200,10 @@ def run_load(cfg: Config, workers: int, client_cpus: list[int] | None, server_pi
                 raise RuntimeError("a load worker died")
         for proc in procs:
             proc.join()
+        if lag_timer is not None:
+            lag_timer.join()
     total = merge(parts)
+    generator_stalls = [ms for _, ms in total.stalls_ms]
     cpu = [c for _, c, _ in watch.samples]
     connections = cfg.users * cfg.devices
     rss_per_conn = ((rss_connected - rss_before) * 1024 / connections) if rss_connected and connections else None
@@ -227,17 +241,28 @@ def run_load(cfg: Config, workers: int, client_cpus: list[int] | None, server_pi
         "redis_cpu_ms_per_set": _ms_per_set(backend, load_window, sets_per_s) if redis_pid else None,
         # Whether the generator, sharing a core with Redis, rather than the server capped the rate.
         "generator_cpu_ms_per_set": _ms_per_set(generator, load_window, sets_per_s),
+        # Event-loop stalls during the load: a latency spike is the server's own when its loop
+        # stalled then, and the generator's when the generator's did.
+        "server_loop_stalls": _stalls(lag_before, lag_after) if metrics_urls else None,
+        "generator_stalls": {"over_25ms": sum(1 for ms in generator_stalls if ms > 25),
+                             "max_ms": round(max(generator_stalls, default=0.0), 1)},
         "server_rss_mb": {"before": round(rss_before, 1), "max": round(max((r for *_, r in watch.samples),
                                                                              default=rss_before), 1)},
         "rss_kb_per_connection": round(rss_per_conn, 1) if rss_per_conn else None,
         "timeline": {"sync_ms": total.sync_ms[:: max(1, len(total.sync_ms) // 5000)],
                      "timer_late_ms": total.timer_late_ms[:: max(1, len(total.timer_late_ms) // 5000)],
+                     "generator_stalls_ms": total.stalls_ms,
                      "server": watch.samples},
     }
 
 
-def scrape_gc(urls: list[str]) -> dict[str, float]:
-    """Each liveset server's GC pauses from /metrics: count and total seconds by generation."""
+GC = ("liveset_gc_pause_seconds_count", "liveset_gc_pause_seconds_sum")  # by generation
+LOOP_LAG = ("liveset_loop_lag_seconds_count", 'liveset_loop_lag_seconds_bucket{le="0.025"}',
+            'liveset_loop_lag_seconds_bucket{le="0.1"}')
+
+
+def scrape(urls: list[str], names: tuple[str, ...]) -> dict[str, float]:
+    """These series from each liveset server's /metrics, summed over the servers."""
     import httpx
 
     out: dict[str, float] = {}
@@ -247,10 +272,22 @@ def scrape_gc(urls: list[str]) -> dict[str, float]:
         except httpx.HTTPError:
             continue
         for line in text.splitlines():
-            if line.startswith(("liveset_gc_pause_seconds_count", "liveset_gc_pause_seconds_sum")):
+            if line.startswith(names):
                 name, value = line.rsplit(" ", 1)
                 out[name] = out.get(name, 0.0) + float(value)
     return out
+
+
+def _stalls(before: dict[str, float], after: dict[str, float]) -> dict[str, int] | None:
+    """Loop-lag observations over 25 ms and over 100 ms between two scrapes."""
+    if not before or not after:
+        return None
+    count, over_25, over_100 = LOOP_LAG
+
+    def over(bucket: str) -> int:
+        return round((after[count] - after[bucket]) - (before[count] - before[bucket]))
+
+    return {"over_25ms": over(over_25), "over_100ms": over(over_100)}
 
 
 def _fresh_server_memory_only(runs: list[dict[str, Any]]) -> None:
@@ -318,6 +355,11 @@ def table(results: list[dict[str, Any]]) -> str:
         ("server cpu ms / set under load", lambda r: r.get("server_cpu_ms_per_set")),
         ("redis cpu ms / set under load", lambda r: r.get("redis_cpu_ms_per_set")),
         ("generator cpu ms / set", lambda r: r.get("generator_cpu_ms_per_set")),
+        ("server loop stalls >25 / >100 ms", lambda r: f"{r['server_loop_stalls']['over_25ms']} / "
+                                                      f"{r['server_loop_stalls']['over_100ms']}"
+                                                      if r.get("server_loop_stalls") else "n/a"),
+        ("generator stalls >25 ms / max", lambda r: f"{r['generator_stalls']['over_25ms']} / "
+                                                   f"{r['generator_stalls']['max_ms']}"),
         ("server rss max MB", lambda r: r["server_rss_mb"]["max"]),
         ("rss KB / connection", lambda r: r["rss_kb_per_connection"]),
     ]
@@ -388,7 +430,7 @@ def main() -> None:
     if args.target:
         for rate in args.rate:
             results.append(run_load(config(args.label or "target", args.target, rate), args.workers, client_cpus,
-                                    args.target_pid))
+                                    args.target_pid, metrics_urls=args.target.split(",")))
     else:
         with Stack(_cpus(args.server_cpus), _cpus(args.backend_cpus)) as stack:
             runs = [(f"liveset x{args.processes}", stack.liveset)]
@@ -400,10 +442,11 @@ def main() -> None:
                 url = ",".join(u for u, _ in servers)
                 first = len(results)
                 for rate in args.rate:
+                    ours = [u for u, _ in servers] if label.startswith("liveset") else []
                     results.append(run_load(config(label, url, rate), args.workers, client_cpus,
-                                            [pid for _, pid in servers], args.kill_at, stack.redis_pid))
-                    if label.startswith("liveset"):
-                        results[-1]["server_gc"] = scrape_gc([u for u, _ in servers])
+                                            [pid for _, pid in servers], args.kill_at, stack.redis_pid, ours))
+                    if ours:
+                        results[-1]["server_gc"] = scrape(ours, GC)
                 _fresh_server_memory_only(results[first:])
                 stack.stop_servers()
     RESULTS.mkdir(exist_ok=True)

@@ -26,6 +26,7 @@ from .wsclient import SocketIOClient
 
 
 ARRIVAL_S = 2.0  # users arrive over at least this long before the load starts
+STALL_PROBE_S = 0.01  # the generator times a sleep this long to find its own stalls
 
 
 @dataclass
@@ -73,6 +74,7 @@ class Samples:
     timer_late_ms: list[tuple[float, float]] = field(default_factory=list)
     timer_fire_late_ms: list[float] = field(default_factory=list)  # server_time - ends_at: the firing alone
     connect_ms: list[float] = field(default_factory=list)
+    stalls_ms: list[tuple[float, float]] = field(default_factory=list)  # (seconds into the run, ms) of its own loop
     sets_sent: int = 0
     timers_fired: int = 0
     errors: dict[str, int] = field(default_factory=dict)
@@ -481,13 +483,25 @@ async def _run(cfg: Config, first: int, count: int, workers: int, progress: Queu
             p99 = late[int(len(late) * 0.99) - 1] if late else None
             progress.put(("progress", samples.sets_sent, samples.timers_fired, p99, sum(samples.errors.values())))
 
+    async def watch_loop() -> None:
+        """This worker's own stalls of 10 ms or more while the load runs: a latency spike it
+        measured is the server's only if the generator was not stalled then."""
+        loop = asyncio.get_running_loop()
+        await asyncio.sleep(max(0.0, begin - time.monotonic()))
+        while time.monotonic() < deadline:
+            start = loop.time()
+            await asyncio.sleep(STALL_PROBE_S)
+            late_ms = (loop.time() - start - STALL_PROBE_S) * 1000
+            if late_ms >= 10:
+                samples.stalls_ms.append(((time.time_ns() - run_start_ns) / 1e9, late_ms))
+
     async def storm() -> None:
         await asyncio.sleep(max(0.0, begin + cfg.storm_at - time.monotonic()))
         devices = [d for u in users for d in u.devices if d.up.is_set()]
         for device in random.sample(devices, round(len(devices) * cfg.storm)):
             device.drop()
 
-    background = [asyncio.create_task(report())]
+    background = [asyncio.create_task(report()), asyncio.create_task(watch_loop())]
     if cfg.storm > 0 or cfg.failover:
         background += [asyncio.create_task(d.keep_connected()) for u in users for d in u.devices]
     if cfg.storm > 0:

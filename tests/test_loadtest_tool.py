@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from loadtest.__main__ import versus_peer
+from loadtest.__main__ import LOOP_LAG, _stalls, versus_peer
 
 from .servers import ROOT
 
@@ -39,6 +39,9 @@ def test_a_small_run_measures_sync_acks_and_timers() -> None:
     assert run["timers_fired"] == run["sets_sent"]  # and every rest timer finished, once
     assert run["history"] == {"users_checked": 20, "acked_sets": run["sets_sent"], "lost": 0, "duplicated": 0}
     assert run["server_cpu_ms_per_set"] > 0  # sampled within the load's own seconds
+    # The server's loop stalls were read from its /metrics at both ends of the load.
+    assert isinstance(run["server_loop_stalls"]["over_25ms"], int)
+    assert run["generator_stalls"]["over_25ms"] >= 0
 
 
 def test_users_in_group_rooms_see_each_others_sets() -> None:
@@ -83,3 +86,11 @@ def test_the_ratio_to_the_peer_is_a_bound_when_a_server_held_the_highest_rate_tr
     assert "unknown" in versus_peer({"liveset x1": 600.0, "node peer x1": 600.0}, 600)
     assert versus_peer({"liveset x1": None, "node peer x1": 600.0}, 600) is None
     assert versus_peer({"liveset x1": 600.0}, 600) is None
+
+
+def test_server_stalls_are_the_loop_lag_observed_between_the_two_scrapes() -> None:
+    count, le_25ms, le_100ms = LOOP_LAG
+    before = {count: 100.0, le_25ms: 99.0, le_100ms: 100.0}  # one stall over 25 ms before the load
+    after = {count: 400.0, le_25ms: 396.0, le_100ms: 398.0}  # three more over 25 ms, two of them over 100 ms
+    assert _stalls(before, after) == {"over_25ms": 3, "over_100ms": 2}
+    assert _stalls({}, after) is None  # not a liveset server (no /metrics): unknown, not zero
