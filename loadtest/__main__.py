@@ -441,8 +441,8 @@ def main() -> None:
                 # Devices of one user on different processes when there are several.
                 url = ",".join(u for u, _ in servers)
                 first = len(results)
+                ours = [u for u, _ in servers] if label.startswith("liveset") else []  # with /metrics
                 for rate in args.rate:
-                    ours = [u for u, _ in servers] if label.startswith("liveset") else []
                     results.append(run_load(config(label, url, rate), args.workers, client_cpus,
                                             [pid for _, pid in servers], args.kill_at, stack.redis_pid, ours))
                     if ours:
