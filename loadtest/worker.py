@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from multiprocessing.queues import Queue
 from typing import Any
 
+from realtime.loop_lag import lateness
+
 from .wsclient import SocketIOClient
 
 
@@ -94,6 +96,14 @@ class Samples:
 
     def error(self, kind: str) -> None:
         self.errors[kind] = self.errors.get(kind, 0) + 1
+
+
+def answered(samples: Samples, event: str, ack: Any) -> bool:
+    """Whether an ack (None: none came) is a success; if not, counted as an error of `event`."""
+    if isinstance(ack, dict) and ack.get("ok"):
+        return True
+    samples.error(f"{event}: no answer" if ack is None else f"{event}: {ack['error'].get('code')}")
+    return False
 
 
 def token(secret: str, user_id: str) -> str:
@@ -209,8 +219,7 @@ class Device:
                                                           "since_seq": self.last_seq}, timeout=10)
         except (TimeoutError, ConnectionError):
             ack = None
-        if not (isinstance(ack, dict) and ack.get("ok")):
-            samples.error("workout:sync: no answer" if ack is None else f"workout:sync: {ack['error'].get('code')}")
+        if not answered(samples, "workout:sync", ack):
             self.resyncing = False
             return
         data = ack["data"]
@@ -303,10 +312,7 @@ class User:
             ack = await device.client.call("room:join", how, timeout=10)
         except (TimeoutError, ConnectionError):
             ack = None
-        if not (isinstance(ack, dict) and ack.get("ok")):
-            self.samples.error("room:join: no answer" if ack is None else f"room:join: {ack['error'].get('code')}")
-            return False
-        return True
+        return answered(self.samples, "room:join", ack)
 
     def room_activity(self, data: Any, now_ns: int) -> None:
         if not (isinstance(data, dict) and data.get("type") == "set_completed"):
@@ -486,14 +492,12 @@ async def _run(cfg: Config, first: int, count: int, workers: int, progress: Queu
     async def watch_loop() -> None:
         """This worker's own stalls of 10 ms or more while the load runs: a latency spike it
         measured is the server's only if the generator was not stalled then."""
-        loop = asyncio.get_running_loop()
         await asyncio.sleep(max(0.0, begin - time.monotonic()))
-        while time.monotonic() < deadline:
-            start = loop.time()
-            await asyncio.sleep(STALL_PROBE_S)
-            late_ms = (loop.time() - start - STALL_PROBE_S) * 1000
-            if late_ms >= 10:
-                samples.stalls_ms.append(((time.time_ns() - run_start_ns) / 1e9, late_ms))
+        async for late in lateness(STALL_PROBE_S):
+            if time.monotonic() >= deadline:
+                return
+            if late >= 0.010:
+                samples.stalls_ms.append(((time.time_ns() - run_start_ns) / 1e9, late * 1000))
 
     async def storm() -> None:
         await asyncio.sleep(max(0.0, begin + cfg.storm_at - time.monotonic()))
