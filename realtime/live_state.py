@@ -20,6 +20,7 @@ from redis.exceptions import RedisError
 from . import protocol as p
 from .errors import AppError
 from .keys import SHARDS, Keys
+from .records import weigh_last_set
 from .script_line import Script, ScriptLine
 
 LUA_DIR = Path(__file__).parent / "lua"
@@ -32,6 +33,7 @@ SCRIPTS = (
 )
 TIMERS_PER_CALL = 500
 ENDED_KEEP_S = 24 * 3600  # an ended workout's keys outlive it a day: retries and late syncs find it
+RECORDS_SEEN = 20_000  # workout exercises whose records a process keeps for the next set: ~1 KB each
 
 BaselineLoader = Callable[[str, str], Awaitable[bytes]]
 _encode = msgspec.json.encode
@@ -59,6 +61,8 @@ class LiveState:
         self.log_cap = log_cap
         self.keys = keys
         self.load_baseline = load_baseline
+        # (workout_id, exercise_id) -> its standing and stored records as of the last set logged here
+        self.records_seen: dict[tuple[str, str], tuple[bytes, bytes]] = {}
         lib = (LUA_DIR / "_lib.lua").read_text()
         self.scripts = {name: Script(lib + "\n" + (LUA_DIR / f"{name}.lua").read_text()) for name in SCRIPTS}
 
@@ -148,6 +152,8 @@ class LiveState:
         """Standing records (records.baseline_json) of exercises the workout will need, ahead of its sets."""
         if baselines:
             await self._call("records_preload", user_id, workout_id, *_pairs(baselines))
+            for exercise, baseline in baselines.items():
+                self._remember((workout_id, exercise), baseline, b"")
 
     async def rebase(self, user_id: str, baselines: dict[str, bytes]) -> None:
         """The user's standing records changed (a completed workout was deleted): the live
@@ -185,10 +191,38 @@ class LiveState:
             weight_kg=payload.weight_kg, reps=payload.reps, duration_s=payload.duration_s,
             distance_m=payload.distance_m, rpe=payload.rpe, notes=payload.notes, completed_at=completed_at,
         )
-        return await self._change(
-            "set_complete", user_id, str(payload.workout_id), str(payload.set_id), fingerprint,
-            _encode(record), payload.exercise_id, completed_at,
-        )
+        workout_id = str(payload.workout_id)
+        args = (str(payload.set_id), fingerprint, _encode(record), payload.exercise_id, completed_at)
+        seen = (workout_id, payload.exercise_id)
+        base, stored = self.records_seen.get(seen, (b"", b""))
+        loaded: tuple[bytes, ...] = ()
+        # The set is weighed here against the records last seen; the script says when they
+        # changed meanwhile (another device, an edit) and the set is weighed again. A third
+        # try, under a storm of changes to one exercise, has the script walk every set.
+        for attempt in range(3):
+            if attempt == 2:
+                weighed: tuple[bytes, ...] = (b"*", b"", b"", b"")
+            elif base:
+                weighed = (base, stored, *weigh_last_set(base, stored, record))
+            else:
+                weighed = (b"", b"", b"", b"")
+            reply = await self._call("set_complete", user_id, workout_id, *args, *weighed, *loaded)
+            if reply[0] != b"stale":
+                break
+            base, stored = reply[1], reply[2]
+            if base is None:
+                base = await self.load_baseline(user_id, payload.exercise_id)
+                loaded = (base,)
+        if reply[0] == b"ok":
+            self._remember(seen, base, reply[2])
+        return _ack(reply)
+
+    def _remember(self, seen: tuple[str, str], base: bytes, stored: bytes) -> None:
+        """Keep a workout exercise's records for its next set, the least recently logged ones going first."""
+        self.records_seen.pop(seen, None)
+        self.records_seen[seen] = (base, stored)
+        if len(self.records_seen) > RECORDS_SEEN:
+            del self.records_seen[next(iter(self.records_seen))]
 
     async def update_set(self, user_id: str, payload: p.SetUpdate) -> msgspec.Raw:
         patch = {

@@ -1,10 +1,12 @@
-"""A set logged last is weighed alone against the stored records (lua/_lib.lua: walk's `latest`);
-that must find exactly what a walk over every set finds."""
+"""A set logged last is weighed alone, by the server process, against the records it last
+saw (records.py: weigh_last_set; set_complete.lua checks them); that must find exactly what
+a walk over every set (lua/_lib.lua: walk) finds, whichever process logs each set."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Awaitable, Callable
 
 import msgspec
 import pytest
@@ -29,11 +31,14 @@ SETS = st.lists(
 BASELINES = {"bench": b'{"max_weight":55,"est_1rm":60.5,"reps":{"52.5":6}}', "squat": b"{}"}
 
 
-async def _records_after(live: LiveState, user: str, sets: list[tuple], arrival: list[int]) -> list[tuple]:
+async def _records_after(lives: list[LiveState], user: str, sets: list[tuple], arrival: list[int]) -> list[tuple]:
+    """The workout's records once `sets` arrive in `arrival` order, each through the next of `lives`."""
+    live = lives[0]
     wid = str(uuid.uuid4())
     await live.start(user, msgspec.convert({"workout_id": wid}, p.WorkoutStart))
     ids = [str(uuid.uuid4()) for _ in sets]
-    for i in arrival:
+    for n, i in enumerate(arrival):
+        live = lives[n % len(lives)]
         exercise, weight, reps, kind = sets[i]
         payload = {"workout_id": wid, "set_id": ids[i], "exercise_id": exercise, "set_type": kind,
                    "completed_at": 1_700_000_000_000 + i, "weight_kg": weight, "reps": reps}
@@ -51,22 +56,93 @@ def url(redis_url: str) -> str:
     return redis_url
 
 
+def _live(url: str, prefix: str) -> tuple[LiveState, Callable[[], Awaitable[None]]]:
+    redis, line = redis_client(url), ScriptLine(url)
+
+    async def baseline(user_id: str, exercise: str) -> bytes:
+        return BASELINES[exercise]
+
+    async def close() -> None:
+        await line.aclose()
+        await redis.aclose()
+    return LiveState(redis, line, Keys(prefix), baseline, log_cap=1000), close
+
+
 @settings(max_examples=40, deadline=None)
 @given(sets=SETS)
 def test_weighing_each_new_set_alone_finds_what_a_full_walk_finds(url: str, sets: list[tuple]) -> None:
-    async def both() -> tuple[list[tuple], list[tuple]]:
-        redis, line = redis_client(url), ScriptLine(url)
-
-        async def baseline(user_id: str, exercise: str) -> bytes:
-            return BASELINES[exercise]
-        live = LiveState(redis, line, Keys(f"walk{uuid.uuid4().hex[:6]}:"), baseline, log_cap=1000)
+    async def both() -> tuple[list[tuple], list[tuple], list[tuple]]:
+        prefix = f"walk{uuid.uuid4().hex[:6]}:"
+        (one, close_one), (other, close_other) = _live(url, prefix), _live(url, prefix)
         try:
-            in_order = await _records_after(live, "walker", sets, list(range(len(sets))))  # each set the last
-            backwards = await _records_after(live, "walker", sets, list(reversed(range(len(sets)))))  # full walks
-            return in_order, backwards
+            in_order = await _records_after([one], "walker", sets, list(range(len(sets))))  # each set the last
+            # Two processes taking turns: each finds the records changed since it last saw them.
+            taking_turns = await _records_after([one, other], "walker", sets, list(range(len(sets))))
+            backwards = await _records_after([one], "walker", sets, list(reversed(range(len(sets)))))  # full walks
+            return in_order, taking_turns, backwards
         finally:
-            await line.aclose()
-            await redis.aclose()
+            await close_one()
+            await close_other()
 
-    in_order, backwards = asyncio.run(both())
-    assert in_order == backwards
+    in_order, taking_turns, backwards = asyncio.run(both())
+    assert in_order == taking_turns == backwards
+
+
+def _replies_of(live: LiveState) -> list[bytes]:
+    """The status of every script reply `live` gets from now on."""
+    replies: list[bytes] = []
+    call = live._call
+
+    async def counted(name: str, *args: object) -> list:
+        reply = await call(name, *args)
+        replies.append(reply[0])
+        return reply
+    live._call = counted  # type: ignore[method-assign]
+    return replies
+
+
+async def test_a_set_logged_last_is_one_script_call_once_its_records_are_known(url: str) -> None:
+    live, close = _live(url, f"calls{uuid.uuid4().hex[:6]}:")
+    replies = _replies_of(live)
+    try:
+        wid = uuid.uuid4()
+        await live.start("counter", p.WorkoutStart(workout_id=wid))
+        for weight in (50, 60, 60, 40):
+            await live.complete_set("counter", p.SetComplete(
+                workout_id=wid, set_id=uuid.uuid4(), exercise_id="bench", weight_kg=weight, reps=5))
+    finally:
+        await close()
+    # The first set finds the standing records missing (stale), loads them, and is logged;
+    # every later one is weighed here and logged in one call.
+    assert replies == [b"ok", b"stale", b"ok", b"ok", b"ok", b"ok"]
+
+
+async def test_a_set_is_logged_once_while_its_exercise_keeps_changing_under_it(url: str) -> None:
+    prefix = f"storm{uuid.uuid4().hex[:6]}:"
+    (phone, close_phone), (watch, close_watch) = _live(url, prefix), _live(url, prefix)
+    wid = uuid.uuid4()
+
+    def a_set(weight: float) -> p.SetComplete:
+        return p.SetComplete(workout_id=wid, set_id=uuid.uuid4(), exercise_id="bench", weight_kg=weight, reps=5)
+    watched = a_set(70)
+
+    async def meanwhile(user_id: str, exercise: str) -> bytes:
+        await watch.complete_set(user_id, watched)  # while the phone loads the standing records
+        return BASELINES[exercise]
+    phone.load_baseline = meanwhile
+    replies = _replies_of(phone)
+    try:
+        await phone.start("stormy", p.WorkoutStart(workout_id=wid))
+        heavy = a_set(80)
+        ack = msgspec.json.decode(bytes(await phone.complete_set("stormy", heavy)))
+        snapshot = msgspec.json.decode(bytes(await phone.snapshot("stormy", str(wid))))
+    finally:
+        await close_phone()
+        await close_watch()
+    # Records missing, then changed by the watch: the third try walks every set.
+    assert replies[1:] == [b"stale", b"stale", b"ok", b"ok"]
+    assert sorted(s["set_id"] for s in snapshot["sets"]) == sorted([str(heavy.set_id), str(watched.set_id)])
+    assert {(r["type"], r["set_id"]) for r in snapshot["records"]} == {
+        ("max_weight", str(heavy.set_id)), ("est_1rm", str(heavy.set_id)), ("max_volume", str(heavy.set_id)),
+        ("max_reps", str(heavy.set_id)), ("max_reps", str(watched.set_id))}
+    assert ack["records"] == snapshot["records"]

@@ -135,13 +135,11 @@ local function slot_of(rtype, weight)
   return rtype
 end
 
--- `latest`, when given, is {id, set, texts, before}: a set that is now the last of the
--- workout's order, and the exercise's records before it (their texts in K.recs; `before`
--- gets the decoded ones the set could take, for rewalk's news). Those
--- records are what a walk up to that set found, so only the set itself is weighed —
--- sets are nearly always logged as they happen, and a full walk reads every set of
--- the workout (measured: 0.5-0.9 ms of Redis per set at 60 sets).
-local function walk(exercise, latest)
+-- The exercise's records: every set of the workout in completed_at order, weighed from the
+-- standing records. A set logged last is weighed alone by the caller instead (records.py:
+-- weigh_last_set, checked by set_complete.lua): a walk reads every set of the workout
+-- (measured: 0.5-0.9 ms of Redis per set at 60 sets).
+local function walk(exercise)
   local base = cjson.decode(redis.call('HGET', K.base, exercise))
   local best = {max_weight = base.max_weight, est_1rm = base.est_1rm, max_volume = base.max_volume}
   local reps_best = {}
@@ -159,7 +157,8 @@ local function walk(exercise, latest)
   end
   -- Values as records store them (3 decimals), so that weighing one set against the
   -- stored records decides exactly as a walk from the start does.
-  local function weigh(id, set)
+  for _, id in ipairs(redis.call('ZRANGE', K.order, 0, -1)) do
+    local set = cjson.decode(redis.call('HGET', K.sets, id))
     if set.exercise_id == exercise and set.set_type ~= 'warmup' and type(set.reps) == 'number' and set.reps >= 1 then
       local w = set.weight_kg
       if type(w) ~= 'number' then w = 0 end
@@ -170,33 +169,6 @@ local function walk(exercise, latest)
       end
       local wk = wkey(w)
       consider('max_reps@' .. wk, 'max_reps', set.reps, id, wk)
-    end
-  end
-  if latest then
-    -- A set can take four slots at most: only those are read; every other record keeps
-    -- its stored text (`json`) and is not even decoded.
-    local w = latest.set.weight_kg
-    if type(w) ~= 'number' then w = 0 end
-    local candidates = {max_weight = true, est_1rm = true, max_volume = true, ['max_reps@' .. wkey(w)] = true}
-    for _, text in ipairs(latest.texts) do
-      local rtype = string.match(text, '^{"type":"([%w_]+)"')
-      local weight = string.match(text, ',"weight_kg":([^,}]+)}$')  -- as record_json wrote it: a wkey
-      local slot = slot_of(rtype, weight)
-      table.insert(order, slot)
-      if candidates[slot] then
-        local r = cjson.decode(text)
-        latest.before[slot] = r
-        holders[slot] = {type = r.type, value = r.value, previous = r.previous, set_id = r.set_id, weight = weight,
-          json = text}
-        if weight then reps_best[weight] = r.value else best[slot] = r.value end
-      else
-        holders[slot] = {json = text}
-      end
-    end
-    weigh(latest.id, latest.set)
-  else
-    for _, id in ipairs(redis.call('ZRANGE', K.order, 0, -1)) do
-      weigh(id, cjson.decode(redis.call('HGET', K.sets, id)))
     end
   end
   return holders, order
@@ -211,32 +183,24 @@ local function record_json(h)
   return s .. '}'
 end
 
--- Walk the exercise again and store its records. Returns the records JSON array and
--- the JSON items of the records `set_id` gained: a slot it did not hold before, or
--- holds now with a higher value (an edit that made a set heavier). `added`, the set
--- just logged as `set_id`, lets a set that is the workout's last be weighed alone.
-local function rewalk(exercise, set_id, added)
+-- Walk the exercise again and store its records. Returns the stored records (JSON items
+-- without brackets) and the items `set_id` gained: a slot it did not hold before, or
+-- holds now with a higher value (an edit that made a set heavier).
+local function rewalk(exercise, set_id)
   local before = {}
   local old = redis.call('HGET', K.recs, exercise)
-  local latest = nil
-  if added and redis.call('ZRANGE', K.order, -1, -1)[1] == set_id then
-    -- A record's JSON holds no string a client chose and no nested object, so each one is a `{...}`.
-    latest = {id = set_id, set = added, texts = {}, before = before}
-    if old then
-      for text in string.gmatch(old, '{[^}]*}') do table.insert(latest.texts, text) end
-    end
-  elseif old then
+  if old then
     for _, r in ipairs(cjson.decode('[' .. old .. ']')) do
       local weight = nil
       if r.weight_kg then weight = wkey(r.weight_kg) end
       before[slot_of(r.type, weight)] = r
     end
   end
-  local holders, order = walk(exercise, latest)
+  local holders, order = walk(exercise)
   local items, news = {}, {}
   for _, slot in ipairs(order) do
     local h = holders[slot]
-    local item = h.json or record_json(h)
+    local item = record_json(h)
     table.insert(items, item)
     local prev = before[slot]
     if h.set_id == set_id and (prev == nil or prev.set_id ~= set_id or h.value > prev.value) then
@@ -245,7 +209,7 @@ local function rewalk(exercise, set_id, added)
   end
   local joined = table.concat(items, ',')
   if joined == '' then redis.call('HDEL', K.recs, exercise) else redis.call('HSET', K.recs, exercise, joined) end
-  return '[' .. joined .. ']', news
+  return joined, table.concat(news, ',')
 end
 
 local function all_records_json()

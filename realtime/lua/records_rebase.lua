@@ -9,6 +9,6 @@
 if not at_live_workout() or not is_open(field('status')) then return {'none'} end
 for i = 6, #ARGV, 2 do
   redis.call('HSET', K.base, ARGV[i], ARGV[i + 1])
-  rewalk(ARGV[i], nil)
+  rewalk(ARGV[i])
 end
 return {'ok'}

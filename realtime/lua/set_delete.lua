@@ -18,7 +18,7 @@ local records = rewalk(set.exercise_id, set_id)
 touch()
 local _, ack = emit('set:deleted', function()
   return ',"set_id":"' .. set_id .. '","exercise_id":' .. cjson.encode(set.exercise_id) ..
-    ',"stats":' .. stats_json() .. ',"records":' .. records
+    ',"stats":' .. stats_json() .. ',"records":[' .. records .. ']'
 end)
 memo('d:' .. set_id, '', ack)
 return {'ok', ack}

@@ -27,12 +27,12 @@ local records, news = rewalk(set.exercise_id, set_id)
 if old.exercise_id ~= set.exercise_id then rewalk(old.exercise_id, set_id) end
 touch()
 local _, ack = emit('set:updated', function()
-  return ',"set":' .. json .. ',"stats":' .. stats_json() .. ',"records":' .. records
+  return ',"set":' .. json .. ',"stats":' .. stats_json() .. ',"records":[' .. records .. ']'
 end)
-if #news > 0 then
+if news ~= '' then
   emit('pr:achieved', function()
     return ',"set_id":"' .. set_id .. '","exercise_id":' .. cjson.encode(set.exercise_id) ..
-      ',"records":[' .. table.concat(news, ',') .. ']'
+      ',"records":[' .. news .. ']'
   end)
 end
 memo('u:' .. set_id, fp, ack)
