@@ -8,6 +8,7 @@ back the event's JSON for the ack; it never decodes what it only passes on.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -21,7 +22,7 @@ from . import protocol as p
 from .errors import AppError
 from .keys import SHARDS, Keys
 from .records import weigh_last_set
-from .script_line import Script, ScriptLine
+from .script_line import Function, ScriptLine
 
 LUA_DIR = Path(__file__).parent / "lua"
 SCRIPTS = (
@@ -37,6 +38,19 @@ RECORDS_SEEN = 20_000  # workout exercises whose records a process keeps for the
 
 BaselineLoader = Callable[[str, str], Awaitable[bytes]]
 _encode = msgspec.json.encode
+
+
+def library() -> dict[str, Function]:
+    """The scripts of lua/ as functions of one Valkey library, each beginning with _lib.lua's
+    `bind`; the library's and the functions' names carry a hash of its source."""
+    bodies = {name: (LUA_DIR / f"{name}.lua").read_text() for name in SCRIPTS}
+    tag = hashlib.sha1("".join([(LUA_DIR / "_lib.lua").read_text(), *bodies.values()]).encode()).hexdigest()[:16]
+    source = "\n".join([
+        f"#!lua name=liveset_{tag}", (LUA_DIR / "_lib.lua").read_text(),
+        *(f"server.register_function('{name}_{tag}', function(keys, args)\nbind(keys, args)\n{body}\nend)"
+          for name, body in bodies.items()),
+    ]).encode()
+    return {name: Function(source, f"{name}_{tag}".encode()) for name in SCRIPTS}
 
 
 def now_ms() -> int:
@@ -63,8 +77,7 @@ class LiveState:
         self.load_baseline = load_baseline
         # (workout_id, exercise_id) -> its standing and stored records as of the last set logged here
         self.records_seen: dict[tuple[str, str], tuple[bytes, bytes]] = {}
-        lib = (LUA_DIR / "_lib.lua").read_text()
-        self.scripts = {name: Script(lib + "\n" + (LUA_DIR / f"{name}.lua").read_text()) for name in SCRIPTS}
+        self.scripts = library()
 
     async def _call(self, name: str, user_id: str, workout_id: str, *args: object) -> list[Any]:
         keys = self.keys.workout(user_id, workout_id)

@@ -32,9 +32,38 @@ class Script:
         self.source = source.encode()
         self.sha = hashlib.sha1(self.source).hexdigest().encode()
 
+    def invoke(self, keys: Sequence[object], args: Sequence[object]) -> list[object]:
+        return [b"EVALSHA", self.sha, len(keys), *keys, *args]
 
-def _noscript(error: BaseException) -> bool:
-    return isinstance(error, ResponseError) and str(error).startswith("NOSCRIPT")
+    def load(self) -> list[object]:
+        return [b"SCRIPT", b"LOAD", self.source]
+
+    @staticmethod
+    def missing(error: BaseException) -> bool:
+        return isinstance(error, ResponseError) and str(error).startswith("NOSCRIPT")
+
+
+class Function:
+    """A function of a Valkey function library (`source`, with a `#!lua name=` line),
+    called with FCALL and the library loaded when the server does not know it. The
+    names carry a hash of the library, so that two versions of it can run side by side."""
+
+    __slots__ = ("source", "name")
+
+    def __init__(self, source: bytes, name: bytes) -> None:
+        self.source = source
+        self.name = name
+
+    def invoke(self, keys: Sequence[object], args: Sequence[object]) -> list[object]:
+        return [b"FCALL", self.name, len(keys), *keys, *args]
+
+    def load(self) -> list[object]:
+        # REPLACE: another process may have loaded the same library meanwhile.
+        return [b"FUNCTION", b"LOAD", b"REPLACE", self.source]
+
+    @staticmethod
+    def missing(error: BaseException) -> bool:
+        return isinstance(error, ResponseError) and str(error).endswith("Function not found")
 
 
 class ScriptLine:
@@ -44,31 +73,40 @@ class ScriptLine:
         self.connect_timeout_s = connect_timeout_s
         self._connection: Connection | None = None
         self._connecting: asyncio.Lock | None = None
+        self._loading: dict[bytes, asyncio.Future[Any]] = {}  # script source -> its load in flight
 
     async def call(self, *args: object) -> Any:
         return await (await self._live()).send(command(args))
 
-    async def run(self, script: Script, keys: Sequence[object], args: Sequence[object]) -> Any:
+    async def run(self, script: Script | Function, keys: Sequence[object], args: Sequence[object]) -> Any:
         try:
-            return await self.call(b"EVALSHA", script.sha, len(keys), *keys, *args)
+            return await self.call(*script.invoke(keys, args))
         except ResponseError as exc:
-            if not _noscript(exc):
+            if not script.missing(exc):
                 raise
-        # Unknown to this server (new, restarted, or flushed): load it; later calls find it.
-        await self.call(b"SCRIPT", b"LOAD", script.source)
-        return await self.call(b"EVALSHA", script.sha, len(keys), *keys, *args)
+        await self._load(script)
+        return await self.call(*script.invoke(keys, args))
 
-    async def run_all(self, script: Script, calls: Sequence[tuple[Sequence[object], Sequence[object]]]) -> list[Any]:
+    async def _load(self, script: Script | Function) -> None:
+        """Load a script unknown to this server (new, restarted, or flushed) once, however
+        many calls found it missing: a cold server meets every call in flight at once."""
+        loading = self._loading.get(script.source)
+        if loading is None:
+            loading = self._loading[script.source] = asyncio.ensure_future(self.call(*script.load()))
+            loading.add_done_callback(lambda _: self._loading.pop(script.source, None))
+        await asyncio.shield(loading)
+
+    async def run_all(self, script: Script | Function,
+                      calls: Sequence[tuple[Sequence[object], Sequence[object]]]) -> list[Any]:
         """Several calls of one script, written in one go; replies in the same order."""
         connection = await self._live()
-        futures = [connection.send(command([b"EVALSHA", script.sha, len(keys), *keys, *args]))
-                   for keys, args in calls]
+        futures = [connection.send(command(script.invoke(keys, args))) for keys, args in calls]
         # Every reply is awaited, so that no failed one is left unretrieved.
         replies = await asyncio.gather(*futures, return_exceptions=True)
         failed = [r for r in replies if isinstance(r, BaseException)]
         if not failed:
             return replies
-        if all(_noscript(r) for r in failed):
+        if all(script.missing(r) for r in failed):
             # Only the calls that did not run run again (`run` loads the script).
             return [await self.run(script, *calls[i]) if isinstance(reply, BaseException) else reply
                     for i, reply in enumerate(replies)]

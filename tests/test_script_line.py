@@ -12,7 +12,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from realtime.script_line import Script, ScriptLine
+from realtime.script_line import Function, Script, ScriptLine
 
 APPEND = Script("redis.call('RPUSH', KEYS[1], ARGV[1]); return {ARGV[1], redis.call('LLEN', KEYS[1])}")
 FAIL = Script("return redis.error_reply('NOPE not today')")
@@ -47,6 +47,34 @@ async def test_calls_made_together_are_answered_each_with_its_own_reply_in_order
         assert again == [[b"b", 203], [b"c", 204]]
         assert await plain.llen(key) == 204
     finally:
+        await line.aclose()
+
+
+async def test_a_function_library_is_loaded_once_by_all_the_calls_that_find_it_missing(
+    redis_url: str, plain: aioredis.Redis
+) -> None:
+    tag = uuid.uuid4().hex[:8]
+    append = Function(f"""#!lua name=line_{tag}
+server.register_function('append_{tag}', function(keys, args)
+  server.call('RPUSH', keys[1], args[1])
+  return server.call('LLEN', keys[1])
+end)""".encode(), f"append_{tag}".encode())
+    key = f"line:{uuid.uuid4().hex}"
+    line = ScriptLine(redis_url)
+
+    async def loads() -> int:
+        return (await plain.info("commandstats")).get("cmdstat_function|load", {}).get("calls", 0)
+    try:
+        before = await loads()
+        lengths = await asyncio.gather(*(line.run(append, [key], [n]) for n in range(50)))
+        assert sorted(lengths) == list(range(1, 51))
+        assert await loads() == before + 1
+        await plain.execute_command("FUNCTION", "DELETE", f"line_{tag}")  # as a restarted server would
+        batch = await line.run_all(append, [([key], ["a"]), ([key], ["b"])])
+        assert batch == [51, 52] and await loads() == before + 2
+        assert await plain.llen(key) == 52
+    finally:
+        await plain.execute_command("FUNCTION", "DELETE", f"line_{tag}")
         await line.aclose()
 
 
