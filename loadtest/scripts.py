@@ -1,14 +1,18 @@
-"""Valkey's CPU per live-state script call, alone: what each set costs the Redis side.
+"""Valkey's cost per live-state script call, alone: what each set costs the Redis side.
 
     python -m loadtest.scripts                          # workouts as people train them
     python -m loadtest.scripts --shape new-weight       # a new weight every set: every set a record
+    python -m loadtest.scripts --instructions --users 100 --runs 1   # instructions, under valgrind
 
 Starts its own Valkey (pinned to --cpus), starts --users workouts through
 `LiveState`, then logs --sets sets for each, every set followed by a rest timer
 that is due at once, and fires the timers. Each step runs for all users at once
-and is timed by Valkey's own CPU (from /proc), so the figure is Valkey's cost
-per call including reading the command and writing the reply, and nothing of
-the client's.
+and is measured in Valkey alone, so the figure is Valkey's cost per call
+including reading the command and writing the reply, and nothing of the
+client's: its CPU time (from /proc), which moves with how fast the machine runs
+that hour, or with --instructions the instructions it executed (valgrind's
+callgrind, which must be installed): the same count on every run of the same
+code, so that two versions can be compared on a noisy machine.
 """
 
 from __future__ import annotations
@@ -16,8 +20,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import subprocess
 import tempfile
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -40,12 +46,34 @@ def _new_weight_set(_: int, n: int) -> dict[str, object]:
 SHAPES = {"training": training_set, "new-weight": _new_weight_set}
 
 
-async def measure(url: str, valkey: psutil.Process, users: int, sets: int, shape: str) -> tuple[dict[str, float], int]:
-    """Valkey's µs of CPU per call of each kind, and how many timers fired."""
-    def cpu() -> float:
-        times = valkey.cpu_times()
-        return times.user + times.system
+def cpu_seconds(valkey: psutil.Process) -> Callable[[], float]:
+    """Valkey's CPU seconds since the meter was last read."""
+    last = 0.0
 
+    def spent() -> float:
+        nonlocal last
+        times = valkey.cpu_times()
+        now = times.user + times.system
+        used, last = now - last, now
+        return used
+    return spent
+
+
+def instructions(pid: int, folder: Path) -> Callable[[], float]:
+    """Instructions Valkey (run under callgrind) executed since the meter was last read."""
+    def spent() -> float:
+        for old in folder.glob(f"cg.{pid}.*"):
+            old.unlink()
+        subprocess.run(["callgrind_control", "--dump", str(pid)], check=True, capture_output=True)
+        subprocess.run(["callgrind_control", "--zero", str(pid)], check=True, capture_output=True)
+        totals = [line for dump in folder.glob(f"cg.{pid}.*") for line in dump.read_text().splitlines()
+                  if line.startswith("totals:")]
+        return float(sum(int(line.split()[1]) for line in totals))
+    return spent
+
+
+async def measure(url: str, spent: Callable[[], float], users: int, sets: int, shape: str) -> tuple[dict[str, float], int]:
+    """Valkey's cost (in the meter's unit) per call of each kind, and how many timers fired."""
     async def no_history(_user: str, _exercise: str) -> bytes:
         return baseline_json([])
 
@@ -54,25 +82,24 @@ async def measure(url: str, valkey: psutil.Process, users: int, sets: int, shape
     run = uuid.uuid4().hex[:8]
     workouts = {f"{run}-{i}": uuid.uuid4() for i in range(users)}
     await asyncio.gather(*(live.start(u, p.WorkoutStart(workout_id=w)) for u, w in workouts.items()))
-    spent = {"set_complete": 0.0, "rest_start": 0.0, "timer fired": 0.0}
+    used = {"set_complete": 0.0, "rest_start": 0.0, "timer fired": 0.0}
     fired = 0
     for n in range(sets):
-        before = cpu()
+        spent()
         await asyncio.gather(*(live.complete_set(u, p.SetComplete(
             workout_id=w, set_id=uuid.uuid4(), **SHAPES[shape](i, n))) for i, (u, w) in enumerate(workouts.items())))
-        middle = cpu()
+        used["set_complete"] += spent()
         await asyncio.gather(*(live.start_rest(u, p.RestStart(workout_id=w, duration_s=0.001))
                                for u, w in workouts.items()))
-        after = cpu()
+        used["rest_start"] += spent()
         await asyncio.sleep(0.005)
+        spent()
         fired += sum(count for _, count, _ in await live.fire_due_timers())
-        spent["set_complete"] += middle - before
-        spent["rest_start"] += after - middle
-        spent["timer fired"] += cpu() - after
+        used["timer fired"] += spent()
     await line.aclose()
     await redis.aclose()
     calls = {"set_complete": users * sets, "rest_start": users * sets, "timer fired": max(fired, 1)}
-    return {name: round(spent[name] / calls[name] * 1e6, 1) for name in spent}, fired
+    return {name: used[name] / calls[name] for name in used}, fired
 
 
 def main() -> None:
@@ -83,17 +110,21 @@ def main() -> None:
     parser.add_argument("--shape", choices=sorted(SHAPES), default="training")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--cpus", default="1", help="cores for Valkey")
+    parser.add_argument("--instructions", action="store_true",
+                        help="count Valkey's instructions (under valgrind's callgrind) instead of its CPU time")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="liveset-scripts-") as folder, \
-            EmbeddedRedis(Path(folder), persist=False).start() as valkey:
-        assert valkey.proc is not None
-        os.sched_setaffinity(valkey.proc.pid, [int(c) for c in args.cpus.split(",")])
-        for _ in range(args.runs):
-            figures, fired = asyncio.run(measure(valkey.url, psutil.Process(valkey.proc.pid), args.users,
-                                                 args.sets, args.shape))
-            print("Valkey CPU per call, µs: " + ", ".join(f"{k} {v}" for k, v in figures.items()) +
-                  f" ({fired} of {args.users * args.sets} timers fired)", flush=True)
-
+    with tempfile.TemporaryDirectory(prefix="liveset-scripts-") as folder:
+        wrapper = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={folder}/cg.%p"] if args.instructions else []
+        with EmbeddedRedis(Path(folder) / "valkey", persist=False, wrapper=wrapper).start() as valkey:
+            assert valkey.proc is not None
+            os.sched_setaffinity(valkey.proc.pid, [int(c) for c in args.cpus.split(",")])
+            meter = (instructions(valkey.proc.pid, Path(folder)) if args.instructions
+                     else cpu_seconds(psutil.Process(valkey.proc.pid)))
+            for _ in range(args.runs):
+                figures, fired = asyncio.run(measure(valkey.url, meter, args.users, args.sets, args.shape))
+                unit, scale = ("thousands of instructions", 1e-3) if args.instructions else ("µs of CPU", 1e6)
+                print(f"Valkey per call, {unit}: " + ", ".join(f"{k} {v * scale:.1f}" for k, v in figures.items()) +
+                      f" ({fired} of {args.users * args.sets} timers fired)", flush=True)
 
 if __name__ == "__main__":
     main()

