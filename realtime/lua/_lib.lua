@@ -227,12 +227,16 @@ local function all_records_json()
   return '[' .. table.concat(items, ',') .. ']'
 end
 
-local function rest_json(status)
+-- The rest timer's fields as stored (started_at, ends_at: ms; duration_s, exercise: JSON).
+local function rest_fields(status, started_at, ends_at, duration_s, exercise)
+  return '"status":"' .. status .. '","started_at":' .. started_at .. ',"ends_at":' .. ends_at ..
+    ',"duration_s":' .. duration_s .. ',"exercise_id":' .. exercise
+end
+
+local function rest_json()
   local r = redis.call('HMGET', K.state, 'rest_status', 'rest_started_at', 'rest_ends_at', 'rest_duration_s',
     'rest_exercise')
-  status = status or r[1]
-  return '"status":"' .. status .. '","started_at":' .. r[2] .. ',"ends_at":' .. r[3] ..
-    ',"duration_s":' .. r[4] .. ',"exercise_id":' .. r[5]
+  return rest_fields(r[1], r[2], r[3], r[4], r[5])
 end
 
 local function snapshot_json()
@@ -261,8 +265,9 @@ end
 -- The common preamble of scripts that change an open workout: nil when it may go on.
 -- (A script that has checked owned() already goes on with ended(field('status')).)
 local function check_open()
-  if not owned() then return {'not_found'} end
-  return ended(field('status'))
+  local s = redis.call('HMGET', K.state, 'user_id', 'status')
+  if s[1] ~= UID then return {'not_found'} end
+  return ended(s[2])
 end
 
 -- Retire an open workout: it is no longer the user's live one, its timer and its

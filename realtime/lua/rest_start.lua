@@ -8,5 +8,7 @@ redis.call('HSET', K.state, 'rest_status', 'running', 'rest_started_at', NOW, 'r
   'rest_duration_s', ARGV[7], 'rest_exercise', ARGV[8])
 redis.call('ZADD', K.due, ends_at, K.state)
 touch()
-local _, ack = emit('rest:timer', function() return ',' .. rest_json() .. ',"server_time":' .. NOW end)
+local _, ack = emit('rest:timer', function()
+  return ',' .. rest_fields('running', NOW, ends_at, ARGV[7], ARGV[8]) .. ',"server_time":' .. NOW
+end)
 return {'ok', ack}
