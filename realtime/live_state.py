@@ -213,10 +213,12 @@ class LiveState:
         # changed meanwhile (another device, an edit) and the set is weighed again. A third
         # try, under a storm of changes to one exercise, has the script walk every set.
         for attempt in range(3):
+            after = b""
             if attempt == 2:
                 weighed: tuple[bytes, ...] = (b"*", b"", b"", b"")
             elif base:
-                weighed = (base, stored, *weigh_last_set(base, stored, record))
+                after, took = weigh_last_set(base, stored, record)
+                weighed = (base, stored, after if took else b"=", took)  # "=": the records stay as they are
             else:
                 weighed = (b"", b"", b"", b"")
             reply = await self._call("set_complete", user_id, workout_id, *args, *weighed, *loaded)
@@ -227,7 +229,7 @@ class LiveState:
                 base = await self.load_baseline(user_id, payload.exercise_id)
                 loaded = (base,)
         if reply[0] == b"ok":
-            self._remember(seen, base, reply[2])
+            self._remember(seen, base, reply[2] if len(reply) > 2 else after)  # the script walked: its records
         return _ack(reply)
 
     def _remember(self, seen: tuple[str, str], base: bytes, stored: bytes) -> None:

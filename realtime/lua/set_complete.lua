@@ -3,9 +3,9 @@
 --      9 exercise_id  10 completed_at
 --      11, 12 the exercise's standing and stored records the caller weighed the set against
 --      ('' when it has not seen them; 11 '*': walk every set instead)
---      13, 14 what it found (records.py: weigh_last_set): the stored records with the set, and
---      the records the set took  [15 the standing records, when the caller had to load them]
--- -> {'ok', ack, stored records} | {'dup', ack} | {'stale', standing records or nil, stored records}
+--      13, 14 what it found (records.py: weigh_last_set): the stored records with the set ('=' when
+--      it took none), and the records the set took  [15 the standing records, when the caller had to load them]
+-- -> {'ok', ack[, stored records when this walked]} | {'dup', ack} | {'stale', standing records or nil, stored records}
 --    | {'not_found'} | {'ended', status} | {'conflict', message}
 local set_id, fp, exercise = ARGV[6], ARGV[7], ARGV[9]
 if not owned() then return {'not_found'} end
@@ -26,7 +26,9 @@ redis.call('HSET', K.sets, set_id, ARGV[8])
 redis.call('ZADD', K.order, ARGV[10], set_id)
 tally(set, 1)
 local records, news = ARGV[13], ARGV[14]
-if walk_all or redis.call('ZRANGE', K.order, -1, -1)[1] ~= set_id then
+if records == '=' then records = stored end
+local walked = walk_all or redis.call('ZRANGE', K.order, -1, -1)[1] ~= set_id
+if walked then
   records, news = rewalk(exercise, set_id)
 elseif records == '' then
   redis.call('HDEL', K.recs, exercise)
@@ -45,4 +47,5 @@ if news ~= '' then
   room_activity('pr_achieved', '{"workout_id":"' .. WID .. '"' .. pr .. '}')
 end
 memo('c:' .. set_id, fp, ack)
-return {'ok', ack, records}
+if walked then return {'ok', ack, records} end  -- records the caller has not seen
+return {'ok', ack}
