@@ -62,6 +62,15 @@ def _pairs(baselines: dict[str, bytes]) -> list[object]:
     return [x for pair in baselines.items() for x in pair]
 
 
+def totals_share(record: p.SetRecord) -> tuple[str, str]:
+    """A new set's share of the workout's volume and its rpe ('' for none), counted as
+    lua/_lib.lua's `tally` counts a set it reads: set_complete.lua then needs no JSON decoding."""
+    volume = ""
+    if record.set_type != "warmup" and record.weight_kg is not None and record.reps is not None:
+        volume = repr(record.weight_kg * record.reps)  # the same double as Lua's weight * reps
+    return volume, "" if record.rpe is None else repr(record.rpe)
+
+
 def _json_or_null(value: object) -> bytes:
     return b"null" if value is None else _encode(value)
 
@@ -205,7 +214,8 @@ class LiveState:
             distance_m=payload.distance_m, rpe=payload.rpe, notes=payload.notes, completed_at=completed_at,
         )
         workout_id = str(payload.workout_id)
-        args = (str(payload.set_id), fingerprint, _encode(record), payload.exercise_id, completed_at)
+        args = (str(payload.set_id), fingerprint, _encode(record), payload.exercise_id, completed_at,
+                *totals_share(record))
         seen = (workout_id, payload.exercise_id)
         base, stored = self.records_seen.get(seen, (b"", b""))
         loaded: tuple[bytes, ...] = ()

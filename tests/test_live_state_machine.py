@@ -20,6 +20,7 @@ from realtime.errors import AppError
 from realtime.keys import Keys
 from realtime.lifespan import redis_client
 from realtime.live_state import LiveState
+from realtime.records import number_text
 from realtime.script_line import ScriptLine
 
 EXERCISES = ["bench", "squat", "row"]
@@ -61,19 +62,21 @@ class LiveStateMachine(RuleBasedStateMachine):
         (ack,) = self.run(self.live.start(self.user, p.WorkoutStart(workout_id=uuid.UUID(self.wid))))
         assert not isinstance(ack, Exception), ack
 
-    def _payload(self, set_id: str, exercise: str, weight: float, reps: int, at: int) -> p.SetComplete:
+    def _payload(self, set_id: str, exercise: str, weight: float, reps: int, at: int,
+                 kind: str = "normal", rpe: float | None = None) -> p.SetComplete:
         return p.SetComplete(workout_id=uuid.UUID(self.wid), set_id=uuid.UUID(set_id), exercise_id=exercise,
-                             weight_kg=weight, reps=reps, completed_at=1_700_000_000_000 + at)
+                             weight_kg=weight, reps=reps, completed_at=1_700_000_000_000 + at, set_type=kind, rpe=rpe)
 
-    @rule(target=sets, exercise=st.sampled_from(EXERCISES), weight=st.sampled_from([20, 40.5, 60, 80]),
-          reps=st.integers(1, 12), at=st.integers(0, 10_000), copies=st.integers(1, 3))
-    def complete(self, exercise, weight, reps, at, copies):
+    @rule(target=sets, exercise=st.sampled_from(EXERCISES), weight=st.sampled_from([20, 40.5, 60, 80, 33.3]),
+          reps=st.integers(1, 12), at=st.integers(0, 10_000), copies=st.integers(1, 3),
+          kind=st.sampled_from(["normal", "warmup"]), rpe=st.sampled_from([None, 6, 7.5, 9.5]))
+    def complete(self, exercise, weight, reps, at, copies, kind, rpe):
         set_id = str(uuid.uuid4())
-        payload = self._payload(set_id, exercise, weight, reps, at)
+        payload = self._payload(set_id, exercise, weight, reps, at, kind, rpe)
         acks = self.run(*(self.live.complete_set(self.user, payload) for _ in range(copies)))
         assert all(not isinstance(a, Exception) for a in acks), acks
         assert len({bytes(a) for a in acks}) == 1  # the same ack for every copy
-        self.model[set_id] = {"exercise_id": exercise, "weight_kg": weight, "reps": reps}
+        self.model[set_id] = {"exercise_id": exercise, "weight_kg": weight, "reps": reps, "set_type": kind, "rpe": rpe}
         self.payloads[set_id] = payload
         return set_id
 
@@ -86,15 +89,15 @@ class LiveStateMachine(RuleBasedStateMachine):
         else:
             assert isinstance(result, AppError) and result.code == "conflict"
 
-    @rule(set_id=sets, reps=st.integers(1, 12), copies=st.integers(1, 2))
-    def update(self, set_id, reps, copies):
-        change = p.SetUpdate(workout_id=uuid.UUID(self.wid), set_id=uuid.UUID(set_id), reps=reps)
+    @rule(set_id=sets, reps=st.integers(1, 12), rpe=st.sampled_from([None, 8]), copies=st.integers(1, 2))
+    def update(self, set_id, reps, rpe, copies):
+        change = p.SetUpdate(workout_id=uuid.UUID(self.wid), set_id=uuid.UUID(set_id), reps=reps, rpe=rpe)
         results = self.run(*(self.live.update_set(self.user, change) for _ in range(copies)))
         if set_id in self.deleted:
             assert all(isinstance(r, AppError) and r.code == "not_found" for r in results)
             return
         assert all(not isinstance(r, Exception) for r in results), results
-        self.model[set_id]["reps"] = reps
+        self.model[set_id].update(reps=reps, rpe=rpe)
 
     @rule(set_id=sets, copies=st.integers(1, 2))
     def delete(self, set_id, copies):
@@ -110,7 +113,8 @@ class LiveStateMachine(RuleBasedStateMachine):
         results = self.run(*(self.live.complete_set(self.user, pl) for pl in payloads))
         assert all(not isinstance(r, Exception) for r in results), results
         for pl in payloads:
-            self.model[str(pl.set_id)] = {"exercise_id": pl.exercise_id, "weight_kg": 50, "reps": pl.reps}
+            self.model[str(pl.set_id)] = {"exercise_id": pl.exercise_id, "weight_kg": 50, "reps": pl.reps,
+                                          "set_type": "normal", "rpe": None}
             self.payloads[str(pl.set_id)] = pl
 
     @invariant()
@@ -121,14 +125,17 @@ class LiveStateMachine(RuleBasedStateMachine):
         (snap,) = self.run(self.live.snapshot(self.user, self.wid))
         snapshot = msgspec.json.decode(snap, type=p.WorkoutSnapshot)
         assert snapshot.seq == len(events)
-        got = {s.set_id: {"exercise_id": s.exercise_id, "weight_kg": s.weight_kg, "reps": s.reps}
-               for s in snapshot.sets}
+        got = {s.set_id: {"exercise_id": s.exercise_id, "weight_kg": s.weight_kg, "reps": s.reps,
+                          "set_type": s.set_type, "rpe": s.rpe} for s in snapshot.sets}
         assert got == self.model
         times = [s.completed_at for s in snapshot.sets]
         assert times == sorted(times)
         assert snapshot.stats.set_count == len(self.model)
-        volume = sum(s["weight_kg"] * s["reps"] for s in self.model.values())
-        assert abs(snapshot.stats.total_volume_kg - volume) < 0.01
+        # the totals as the sets were logged (live_state.totals_share), changed and deleted (lua tally)
+        volume = sum(s["weight_kg"] * s["reps"] for s in self.model.values() if s["set_type"] != "warmup")
+        assert abs(snapshot.stats.total_volume_kg - volume) < 0.001
+        rpes = [s["rpe"] for s in self.model.values() if s["rpe"] is not None]
+        assert snapshot.stats.avg_rpe == (float(number_text(sum(rpes) / len(rpes), 2)) if rpes else None)
         completed = [e for e in events if e["event"] == "set:completed"]
         assert len(completed) == len(self.payloads)  # one event per set, however often it was sent
 

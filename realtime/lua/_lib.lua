@@ -75,11 +75,13 @@ local function touch()
   redis.call('ZADD', K.active, NOW, K.state)
 end
 
--- Take the next seq, log the event and publish it as a ready-made Socket.IO EVENT
+-- Log the event as the workout's next seq and publish it as a ready-made Socket.IO EVENT
 -- packet: the listener of every process sends these bytes as they are, in seq order.
 -- `body` gets the seq and returns the rest of the payload after workout_id and seq.
-local function emit(name, body)
-  local seq = redis.call('HINCRBY', K.state, 'seq', 1)
+-- A script that writes the state hash anyway reads seq with the rest, passes the next
+-- one here and stores the last it used itself: one command fewer per event.
+local function emit(name, body, seq)
+  seq = seq or redis.call('HINCRBY', K.state, 'seq', 1)
   local json = '{"workout_id":"' .. WID .. '","seq":' .. seq .. body(seq) .. '}'
   redis.call('XADD', K.log, 'MAXLEN', CAP, '0-' .. seq, 'e', name, 'd', json)
   redis.call('PUBLISH', CHANNEL, '2["' .. name .. '",' .. json .. ']')
@@ -100,22 +102,26 @@ local function recall(key, fp)
   return {'conflict', 'this id was already used with different content'}
 end
 
-local function stats_json()
-  local s = redis.call('HMGET', K.state, 'started_at', 'paused_ms', 'paused_at', 'set_count', 'volume',
-    'rpe_sum', 'rpe_n', 'ended_at')
-  local now = tonumber(s[8]) or NOW
-  local paused = tonumber(s[2])
-  if s[3] ~= '' then paused = paused + (now - tonumber(s[3])) end
-  local active_ms = math.max(0, now - tonumber(s[1]) - paused)
-  local rpe_n = tonumber(s[7])
+-- The workout's stats from its state fields (strings as stored, or numbers).
+local function stats_of(started_at, paused_ms, paused_at, set_count, volume, rpe_sum, rpe_n, ended_at)
+  local now = tonumber(ended_at) or NOW
+  local paused = tonumber(paused_ms)
+  if paused_at ~= '' then paused = paused + (now - tonumber(paused_at)) end
+  local active_ms = math.max(0, now - tonumber(started_at) - paused)
   local avg = 'null'
-  if rpe_n > 0 then avg = num(tonumber(s[6]) / rpe_n, 2) end
-  return '{"set_count":' .. s[4] .. ',"total_volume_kg":' .. num(tonumber(s[5]), 3) ..
+  if tonumber(rpe_n) > 0 then avg = num(tonumber(rpe_sum) / tonumber(rpe_n), 2) end
+  return '{"set_count":' .. set_count .. ',"total_volume_kg":' .. num(tonumber(volume), 3) ..
     ',"duration_s":' .. math.floor(active_ms / 1000) .. ',"avg_rpe":' .. avg .. '}'
 end
 
+local function stats_json()
+  return stats_of(unpack(redis.call('HMGET', K.state, 'started_at', 'paused_ms', 'paused_at', 'set_count',
+    'volume', 'rpe_sum', 'rpe_n', 'ended_at')))
+end
+
 -- A set's share of the running totals: volume counts weight x reps of every set
--- but warm-ups; avg_rpe is over the sets that have an rpe.
+-- but warm-ups; avg_rpe is over the sets that have an rpe. (set_complete.lua gets a
+-- new set's share from the caller: live_state.py, totals_share.)
 local function tally(set, sign)
   redis.call('HINCRBY', K.state, 'set_count', sign)
   if set.set_type ~= 'warmup' and type(set.weight_kg) == 'number' and type(set.reps) == 'number' then
@@ -283,10 +289,9 @@ local function end_workout(status, keep_s)
   end
 end
 
--- Tell the workout's group room (if it was started in one) what happened. The room
--- channel is "<prefix>r:<room_id>", the user channel "<prefix>u:<user_id>".
-local function room_activity(kind, data)
-  local room = field('room')
+-- Tell the workout's group room (`room`: its state field, JSON) what happened, if it was
+-- started in one. The room channel is "<prefix>r:<room_id>", the user channel "<prefix>u:<user_id>".
+local function room_activity(room, kind, data)
   if not room or room == 'null' then return end
   local room_id = string.sub(room, 2, -2)
   local prefix = string.sub(CHANNEL, 1, #CHANNEL - #UID - 2)

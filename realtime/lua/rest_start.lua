@@ -1,14 +1,18 @@
 -- rest:start — start (or restart) the workout's rest timer; its end goes into the shard's due queue.
 -- ARGV 6 duration in ms  7 duration_s as given (JSON number)  8 exercise_id (JSON or null)
 -- -> {'ok', ack} | {'not_found'} | {'ended', status}
-local closed = check_open()
+-- Like set_complete.lua, one read and one write of the state hash: every set runs this too.
+local s = redis.call('HMGET', K.state, 'user_id', 'status', 'seq')
+if s[1] ~= UID then return {'not_found'} end
+local closed = ended(s[2])
 if closed then return closed end
 local ends_at = NOW + tonumber(ARGV[6])
+local seq = tonumber(s[3]) + 1
 redis.call('HSET', K.state, 'rest_status', 'running', 'rest_started_at', NOW, 'rest_ends_at', ends_at,
-  'rest_duration_s', ARGV[7], 'rest_exercise', ARGV[8])
+  'rest_duration_s', ARGV[7], 'rest_exercise', ARGV[8], 'seq', seq, 'last_at', NOW)
 redis.call('ZADD', K.due, ends_at, K.state)
-touch()
+redis.call('ZADD', K.active, NOW, K.state)
 local _, ack = emit('rest:timer', function()
   return ',' .. rest_fields('running', NOW, ends_at, ARGV[7], ARGV[8]) .. ',"server_time":' .. NOW
-end)
+end, seq)
 return {'ok', ack}

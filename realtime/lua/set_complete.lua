@@ -1,31 +1,36 @@
 -- set:complete — log a set; idempotent on set_id.
 -- ARGV 6 set_id  7 fingerprint of the request  8 the set (JSON, completed_at filled in)
---      9 exercise_id  10 completed_at
---      11, 12 the exercise's standing and stored records the caller weighed the set against
---      ('' when it has not seen them; 11 '*': walk every set instead)
---      13, 14 what it found (records.py: weigh_last_set): the stored records with the set ('=' when
---      it took none), and the records the set took  [15 the standing records, when the caller had to load them]
+--      9 exercise_id  10 completed_at  11, 12 its share of the volume and its rpe ('' for none)
+--      13, 14 the exercise's standing and stored records the caller weighed the set against
+--      ('' when it has not seen them; 13 '*': walk every set instead)
+--      15, 16 what it found (records.py: weigh_last_set): the stored records with the set ('=' when
+--      it took none), and the records the set took  [17 the standing records, when the caller had to load them]
 -- -> {'ok', ack[, stored records when this walked]} | {'dup', ack} | {'stale', standing records or nil, stored records}
 --    | {'not_found'} | {'ended', status} | {'conflict', message}
 local set_id, fp, exercise = ARGV[6], ARGV[7], ARGV[9]
-if not owned() then return {'not_found'} end
+-- The state hash is read once and written once: a command costs Valkey about as much as
+-- this script's own work per field, and this is the script every set runs.
+local s = redis.call('HMGET', K.state, 'user_id', 'status', 'seq', 'set_count', 'volume', 'rpe_sum', 'rpe_n',
+  'room', 'started_at', 'paused_ms', 'paused_at')
+if s[1] ~= UID then return {'not_found'} end
 local seen = recall('c:' .. set_id, fp)
 if seen then return seen end
-local closed = ended(field('status'))
+local closed = ended(s[2])
 if closed then return closed end
-if ARGV[15] then redis.call('HSETNX', K.base, exercise, ARGV[15]) end
+if ARGV[17] then redis.call('HSETNX', K.base, exercise, ARGV[17]) end
 -- Weighing a set is the costliest Lua here, and Valkey is the one process all servers
 -- share: the caller weighs it, this only checks what it weighed against.
 local base = redis.call('HGET', K.base, exercise)
 local stored = redis.call('HGET', K.recs, exercise) or ''
-local walk_all = ARGV[11] == '*'
-if not base or (not walk_all and (base ~= ARGV[11] or stored ~= ARGV[12])) then return {'stale', base, stored} end
+local walk_all = ARGV[13] == '*'
+if not base or (not walk_all and (base ~= ARGV[13] or stored ~= ARGV[14])) then return {'stale', base, stored} end
 
-local set = cjson.decode(ARGV[8])
 redis.call('HSET', K.sets, set_id, ARGV[8])
 redis.call('ZADD', K.order, ARGV[10], set_id)
-tally(set, 1)
-local records, news = ARGV[13], ARGV[14]
+local set_count, volume, rpe_sum, rpe_n = tonumber(s[4]) + 1, tonumber(s[5]), tonumber(s[6]), tonumber(s[7])
+if ARGV[11] ~= '' then volume = volume + tonumber(ARGV[11]) end
+if ARGV[12] ~= '' then rpe_sum, rpe_n = rpe_sum + tonumber(ARGV[12]), rpe_n + 1 end
+local records, news = ARGV[15], ARGV[16]
 if records == '=' then records = stored end
 local walked = walk_all or redis.call('ZRANGE', K.order, -1, -1)[1] ~= set_id
 if walked then
@@ -35,17 +40,22 @@ elseif records == '' then
 elseif records ~= stored then
   redis.call('HSET', K.recs, exercise, records)
 end
-touch()
+local seq = tonumber(s[3]) + 1
+local stats = stats_of(s[9], s[10], s[11], set_count, volume, rpe_sum, rpe_n, nil)
 local _, ack = emit('set:completed', function()
-  return ',"set":' .. ARGV[8] .. ',"stats":' .. stats_json() .. ',"records":[' .. records .. ']'
-end)
-room_activity('set_completed', '{"workout_id":"' .. WID .. '","set":' .. ARGV[8] .. '}')
+  return ',"set":' .. ARGV[8] .. ',"stats":' .. stats .. ',"records":[' .. records .. ']'
+end, seq)
+room_activity(s[8], 'set_completed', '{"workout_id":"' .. WID .. '","set":' .. ARGV[8] .. '}')
 if news ~= '' then
   local pr = ',"set_id":"' .. set_id .. '","exercise_id":' .. cjson.encode(exercise) ..
     ',"records":[' .. news .. ']'
-  emit('pr:achieved', function() return pr end)
-  room_activity('pr_achieved', '{"workout_id":"' .. WID .. '"' .. pr .. '}')
+  seq = seq + 1
+  emit('pr:achieved', function() return pr end, seq)
+  room_activity(s[8], 'pr_achieved', '{"workout_id":"' .. WID .. '"' .. pr .. '}')
 end
+redis.call('HSET', K.state, 'seq', seq, 'set_count', set_count, 'volume', volume, 'rpe_sum', rpe_sum,
+  'rpe_n', rpe_n, 'last_at', NOW)
+redis.call('ZADD', K.active, NOW, K.state)
 memo('c:' .. set_id, fp, ack)
 if walked then return {'ok', ack, records} end  -- records the caller has not seen
 return {'ok', ack}

@@ -18,5 +18,5 @@ redis.call('SET', K.live, WID)
 redis.call('ZADD', K.active, NOW, K.state)
 local _, ack = emit('workout:started', function() return ',"workout":' .. snapshot_json() end)
 memo('start', fp, ack)
-room_activity('workout_started', '{"workout_id":"' .. WID .. '","name":' .. ARGV[7] .. '}')
+room_activity(ARGV[9], 'workout_started', '{"workout_id":"' .. WID .. '","name":' .. ARGV[7] .. '}')
 return {'ok', ack}
