@@ -268,12 +268,14 @@ local function ended(status)
   return nil
 end
 
--- The common preamble of scripts that change an open workout: nil when it may go on.
--- (A script that has checked owned() already goes on with ended(field('status')).)
-local function check_open()
-  local s = redis.call('HMGET', K.state, 'user_id', 'status')
-  if s[1] ~= UID then return {'not_found'} end
-  return ended(s[2])
+-- The common preamble of scripts that change an open workout: the error reply (nil when it
+-- may go on), and the state's user_id, status and the fields named, read in one HMGET
+-- (nil when the workout is not the caller's). (A script that has checked owned() already
+-- goes on with ended(field('status')).)
+local function check_open(...)
+  local s = redis.call('HMGET', K.state, 'user_id', 'status', ...)
+  if s[1] ~= UID then return {'not_found'}, nil end
+  return ended(s[2]), s
 end
 
 -- Retire an open workout: it is no longer the user's live one, its timer and its

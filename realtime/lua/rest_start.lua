@@ -2,9 +2,7 @@
 -- ARGV 6 duration in ms  7 duration_s as given (JSON number)  8 exercise_id (JSON or null)
 -- -> {'ok', ack} | {'not_found'} | {'ended', status}
 -- Like set_complete.lua, one read and one write of the state hash: every set runs this too.
-local s = redis.call('HMGET', K.state, 'user_id', 'status', 'seq')
-if s[1] ~= UID then return {'not_found'} end
-local closed = ended(s[2])
+local closed, s = check_open('seq')
 if closed then return closed end
 local ends_at = NOW + tonumber(ARGV[6])
 local seq = tonumber(s[3]) + 1

@@ -10,12 +10,11 @@
 local set_id, fp, exercise = ARGV[6], ARGV[7], ARGV[9]
 -- The state hash is read once and written once: a command costs Valkey about as much as
 -- this script's own work per field, and this is the script every set runs.
-local s = redis.call('HMGET', K.state, 'user_id', 'status', 'seq', 'set_count', 'volume', 'rpe_sum', 'rpe_n',
-  'room', 'started_at', 'paused_ms', 'paused_at')
-if s[1] ~= UID then return {'not_found'} end
-local seen = recall('c:' .. set_id, fp)
+local closed, s = check_open('seq', 'set_count', 'volume', 'rpe_sum', 'rpe_n', 'room', 'started_at', 'paused_ms',
+  'paused_at')
+if not s then return closed end
+local seen = recall('c:' .. set_id, fp)  -- a repeat gets its ack even after the workout ended
 if seen then return seen end
-local closed = ended(s[2])
 if closed then return closed end
 if ARGV[17] then redis.call('HSETNX', K.base, exercise, ARGV[17]) end
 -- Weighing a set is the costliest Lua here, and Valkey is the one process all servers
