@@ -231,9 +231,7 @@ class Namespace:
             log.exception("handler failed", extra={"event": label})
             return p.ErrorAck(error=p.ErrorBody(code="internal", message="internal error"))
         finally:
-            metrics = self.services.metrics
-            metrics.events.labels(label, outcome).inc()
-            metrics.latency.labels(label).observe(time.perf_counter() - started)
+            self.services.metrics.event_handled(label, outcome, time.perf_counter() - started)
 
     def _decode(self, payload_type: type[msgspec.Struct], args: tuple[Any, ...]) -> Any:
         if len(args) > 1:

@@ -5,7 +5,7 @@ redis-py sends each command through its pool: a checkout, a retry wrapper, an
 CPU per call, against about 10 µs for a command written straight to a
 connection whose replies, which Redis sends in command order, are parsed by
 hiredis in `data_received` and handed to the waiting futures
-(docs/performance.md). Used for the hot path only: the scripts
+(docs/performance.md); hiredis encodes the commands too. Used for the hot path only: the scripts
 (script_line.py) and pub/sub (subscriber.py); everything else stays on redis-py.
 
 A lost connection fails every waiting call, and so does a reply slower than
@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import hiredis
@@ -27,25 +27,9 @@ from redis.exceptions import InvalidResponse, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 
-def _arg(value: object) -> bytes:
-    # What redis-py's encoder accepts, minus what liveset never sends.
-    if isinstance(value, bytes):
-        return value
-    if isinstance(value, str):
-        return value.encode()
-    if isinstance(value, int) and not isinstance(value, bool):
-        return b"%d" % value
-    if isinstance(value, float):
-        return repr(value).encode()
-    raise TypeError(f"a Redis argument must be bytes, str, int or float, not {type(value).__name__}")
-
-
-def command(args: Sequence[object]) -> bytes:
-    parts = [b"*%d\r\n" % len(args)]
-    for value in args:
-        data = _arg(value)
-        parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
-    return b"".join(parts)
+def command(*args: str | bytes | int | float) -> bytes:
+    """One command in RESP, encoded by hiredis in C (floats as repr, as redis-py writes them)."""
+    return hiredis.pack_command(args)
 
 
 PushHandler = Callable[[bytes, bytes], None]
@@ -153,9 +137,9 @@ async def connect(
     try:
         if options.get("password"):
             user = [options["username"]] if options.get("username") else []
-            await connection.send(command([b"AUTH", *user, options["password"]]))
+            await connection.send(command(b"AUTH", *user, options["password"]))
         if options.get("db"):
-            await connection.send(command([b"SELECT", options["db"]]))
+            await connection.send(command(b"SELECT", options["db"]))
     except BaseException:
         if connection.transport is not None:
             connection.transport.close()

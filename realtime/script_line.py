@@ -76,7 +76,7 @@ class ScriptLine:
         self._loading: dict[bytes, asyncio.Future[Any]] = {}  # script source -> its load in flight
 
     async def call(self, *args: object) -> Any:
-        return await (await self._live()).send(command(args))
+        return await (await self._live()).send(command(*args))
 
     async def run(self, script: Script | Function, keys: Sequence[object], args: Sequence[object]) -> Any:
         try:
@@ -100,7 +100,7 @@ class ScriptLine:
                       calls: Sequence[tuple[Sequence[object], Sequence[object]]]) -> list[Any]:
         """Several calls of one script, written in one go; replies in the same order."""
         connection = await self._live()
-        futures = [connection.send(command(script.invoke(keys, args))) for keys, args in calls]
+        futures = [connection.send(command(*script.invoke(keys, args))) for keys, args in calls]
         # Every reply is awaited, so that no failed one is left unretrieved.
         replies = await asyncio.gather(*futures, return_exceptions=True)
         failed = [r for r in replies if isinstance(r, BaseException)]

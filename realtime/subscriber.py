@@ -48,7 +48,7 @@ class Subscriber:
         if connection is None or connection.lost is not None:
             return  # `run` subscribes to what is in `channels` when it reconnects
         try:
-            await connection.send(command([verb, channel]))
+            await connection.send(command(verb, channel))
         except RedisError:
             pass  # the connection is being lost; `run` takes over
 
@@ -61,7 +61,7 @@ class Subscriber:
                     connection = await connect(
                         self.options, lambda: Connection(self.timeout_s, self.on_message), 2.0)
                     self._connection = connection
-                    await asyncio.gather(*(connection.send(command([b"SUBSCRIBE", c])) for c in self.channels))
+                    await asyncio.gather(*(connection.send(command(b"SUBSCRIBE", c)) for c in self.channels))
                     self._up.set()
                     backoff = 0.1
                     await connection.ended
