@@ -8,8 +8,9 @@ cost each connection four tasks, three queues and two copies of the request
 queue hop per frame each way). Here a connection is one `EdgeSocket`: frames
 are parsed in `data_received`, each Socket.IO message runs in one task,
 packets are written straight to the transport, and the heartbeat is one timer
-handle. python-socketio still does everything above Engine.IO — handshake
-auth, namespaces, acks, rooms — because an `EdgeSocket` stands in
+handle. Plain events go to the namespace's dispatch and their acks straight
+back (namespace.py: on_message); python-socketio does the rest of Socket.IO —
+handshake auth, namespaces, emits, rooms — because an `EdgeSocket` stands in
 python-engineio's socket table as one of its own sockets would.
 
 HTTP long-polling, and the upgrade from it to a websocket, stay with
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -41,9 +43,12 @@ CLOSE_TIMEOUT_S = 2.0  # how long our close frame waits for the client's before 
 class Edge:
     """Which upgrades are ours, and what every EdgeSocket shares."""
 
-    def __init__(self, sio: socketio.AsyncServer) -> None:
+    def __init__(self, sio: socketio.AsyncServer,
+                 on_message: Callable[[str, str | bytes], Awaitable[bytes | None]]) -> None:
         self.eio = sio.eio
         self.handlers = sio.eio.handlers  # python-engineio's connect / message / disconnect events
+        # Each Socket.IO message; returns the Engine.IO payload of an ack to write, if it has not sent one.
+        self.on_message = on_message
         self.reason = sio.eio.reason
         self.ping_interval = float(sio.eio.ping_interval)
         self.ping_timeout = float(sio.eio.ping_timeout)
@@ -201,7 +206,9 @@ class EdgeSocket(asyncio.Protocol):
 
     async def _handle(self, data: str | bytes) -> None:
         try:
-            await self.edge.handlers["message"](self.sid, data)
+            ack = await self.edge.on_message(self.sid, data)
+            if ack is not None:
+                self.write(frame(TEXT, ack))
         except Exception:
             log.debug("unreadable Socket.IO message ignored", exc_info=True)
         finally:

@@ -79,6 +79,23 @@ class _MsgspecJson:
         return msgspec.json.decode(data)
 
 
+def _plain_event(data: str | bytes) -> tuple[bytes | None, str, list[Any]] | None:
+    """(ack id, name, arguments) of `2[<id>]["name", ...]`, or None for anything else."""
+    if type(data) is not str or data[:1] != "2":
+        return None
+    start = data.find("[")
+    ack_id = data[1:start]
+    if start < 0 or (ack_id and not (ack_id.isdigit() and len(ack_id) <= 100)):
+        return None  # a namespace, an attachment count, no payload, or an id python-socketio refuses
+    try:
+        body = msgspec.json.decode(data[start:])
+    except msgspec.DecodeError:
+        return None
+    if type(body) is not list or not body or type(body[0]) is not str:
+        return None
+    return (ack_id.encode() if ack_id else None), body[0], body[1:]
+
+
 def _invalid(exc: msgspec.ValidationError) -> AppError:
     message = str(exc)
     match = _FIELD.search(message)
@@ -205,6 +222,26 @@ class Namespace:
         await self.sio.disconnect(sid)
 
     # ---- events -----------------------------------------------------------
+
+    async def on_message(self, eio_sid: str, data: str | bytes) -> bytes | None:
+        """A Socket.IO message from the websocket edge; returns the Engine.IO payload of its ack, if any.
+
+        A plain EVENT of the default namespace (every event an app sends) goes straight to
+        `_dispatch`: python-socketio's way there and back (packet objects, its handler lookup, an
+        ACK packet through python-engineio's send) was about a ninth of a process's CPU under load
+        (docs/performance.md). Everything else (connects, acks, binary, other namespaces, what
+        does not parse) goes the library's way, as from any other transport."""
+        event = _plain_event(data)
+        if event is not None:
+            ack_id, name, args = event
+            manager = self.sio.manager
+            sid = manager.sid_from_eio_sid(eio_sid, "/")
+            if sid is not None and manager.is_connected(sid, "/") and name not in self.sio.handlers["/"]:
+                reply = await self._dispatch(name, sid, *args)
+                return None if ack_id is None else b"43" + ack_id + p.json_encoder.encode([reply])
+        await self.sio._handle_eio_message(eio_sid, data)
+        return None
+
 
     async def _dispatch(self, event: str, sid: str, *args: Any) -> p.OkAck | p.ErrorAck:
         started = time.perf_counter()

@@ -217,3 +217,30 @@ async def test_a_connection_that_stops_answering_pings_is_closed_and_one_that_an
         assert json.loads(ack[3:])[0]["ok"] is True
         assert await _connections(url) == 1
         await alive.close()
+
+
+async def test_only_plain_default_namespace_events_are_answered_and_the_rest_change_nothing(server: str) -> None:
+    """Events go straight to the dispatch table (namespace.py: on_message); what is not a plain
+    event of the default namespace is python-socketio's, and is answered as it answers it."""
+    client, _ = await RawClient.open(server)
+    client.send(client_frame(TEXT, b'4210["time:sync",{}]'))  # before the Socket.IO connect: ignored
+    await client.connect(f"user-{uuid.uuid4().hex[:8]}")
+    client.send(*(client_frame(TEXT, m) for m in [
+        b'42["time:sync",{}]',  # no ack asked: none sent
+        b'4211["time:sync",{}]',
+        b'42/other,12["time:sync",{}]',  # a namespace it never joined
+        b'4213["time:sync"',  # not JSON
+        b'4214[]',  # no event name
+        b'4215["no:such:event",{}]',
+        b'42' + b'9' * 101 + b'["time:sync",{}]',  # an id longer than python-socketio takes
+        b'4299["time:sync",{}]',
+    ]))
+    acks: dict[bytes, Any] = {}
+    while b"99" not in acks:
+        payload = await client.text_starting(b"43")
+        ack_id, _, body = payload[2:].partition(b"[")
+        acks[ack_id] = json.loads(b"[" + body)[0]
+    assert set(acks) == {b"11", b"15", b"99"}
+    assert acks[b"11"]["ok"] and acks[b"99"]["ok"]
+    assert acks[b"15"]["error"]["code"] == "invalid_payload"
+    await client.close()
