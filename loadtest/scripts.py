@@ -9,7 +9,7 @@ Starts its own Valkey (pinned to --cpus), starts --users workouts through
 that is due at once, and fires the timers. Each step runs for all users at once
 and is measured in Valkey alone, so the figure is Valkey's cost per call
 including reading the command and writing the reply, and nothing of the
-client's: its CPU time (from /proc), which moves with how fast the machine runs
+client's: its CPU time (its INFO's, to the microsecond), which moves with how fast the machine runs
 that hour, or with --instructions the instructions it executed (valgrind's
 callgrind, which must be installed): the same count on every run of the same
 code, so that two versions can be compared on a noisy machine.
@@ -26,7 +26,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-import psutil
+import redis
 from redis.asyncio import Redis
 
 from realtime import protocol as p
@@ -46,14 +46,16 @@ def _new_weight_set(_: int, n: int) -> dict[str, object]:
 SHAPES = {"training": training_set, "new-weight": _new_weight_set}
 
 
-def cpu_seconds(valkey: psutil.Process) -> Callable[[], float]:
-    """Valkey's CPU seconds since the meter was last read."""
+def cpu_seconds(url: str) -> Callable[[], float]:
+    """Valkey's CPU seconds since the meter was last read, from its INFO (getrusage, to the
+    microsecond): /proc counts in 10 ms ticks, too coarse for a step of a few hundred calls."""
+    valkey = redis.Redis.from_url(url)
     last = 0.0
 
     def spent() -> float:
         nonlocal last
-        times = valkey.cpu_times()
-        now = times.user + times.system
+        info = valkey.info("cpu")
+        now = float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
         used, last = now - last, now
         return used
     return spent
@@ -119,7 +121,7 @@ def main() -> None:
             assert valkey.proc is not None
             os.sched_setaffinity(valkey.proc.pid, [int(c) for c in args.cpus.split(",")])
             meter = (instructions(valkey.proc.pid, Path(folder)) if args.instructions
-                     else cpu_seconds(psutil.Process(valkey.proc.pid)))
+                     else cpu_seconds(valkey.url))
             for _ in range(args.runs):
                 figures, fired = asyncio.run(measure(valkey.url, meter, args.users, args.sets, args.shape))
                 unit, scale = ("thousands of instructions", 1e-3) if args.instructions else ("µs of CPU", 1e6)
