@@ -239,7 +239,7 @@ class Namespace:
             if sid is not None and manager.is_connected(sid, "/") and name not in self.sio.handlers["/"]:
                 reply = await self._dispatch(name, sid, *args)
                 return None if ack_id is None else b"43" + ack_id + p.json_encoder.encode([reply])
-        await self.sio._handle_eio_message(eio_sid, data)
+        await self.sio.eio.handlers["message"](eio_sid, data)  # python-socketio's own handler
         return None
 
 
