@@ -84,9 +84,11 @@ def _plain_event(data: str | bytes) -> tuple[bytes | None, str, list[Any]] | Non
     if type(data) is not str or data[:1] != "2":
         return None
     start = data.find("[")
+    if start < 0:
+        return None  # no payload
     ack_id = data[1:start]
-    if start < 0 or (ack_id and not (ack_id.isdigit() and len(ack_id) <= 100)):
-        return None  # a namespace, an attachment count, no payload, or an id python-socketio refuses
+    if ack_id and not (ack_id.isdigit() and len(ack_id) <= 100):
+        return None  # a namespace, an attachment count, or an id python-socketio refuses
     try:
         body = msgspec.json.decode(data[start:])
     except msgspec.DecodeError:
