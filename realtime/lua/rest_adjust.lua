@@ -16,5 +16,5 @@ end
 redis.call('HSET', K.state, 'rest_status', status, 'rest_ends_at', ends_at,
   'rest_duration_s', num((ends_at - started_at) / 1000, 3))
 touch()
-local _, ack = emit('rest:timer', function() return ',' .. rest_json() .. ',"server_time":' .. NOW end)
+local _, ack = emit('rest:timer', ',' .. rest_json() .. ',"server_time":' .. NOW_S)
 return {'ok', ack}

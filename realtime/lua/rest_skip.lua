@@ -8,6 +8,6 @@ if rest_status ~= 'running' then return {'conflict', 'no rest timer is running'}
 redis.call('HSET', K.state, 'rest_status', 'skipped')
 redis.call('ZREM', K.due, K.state)
 touch()
-local _, ack = emit('rest:timer', function() return ',' .. rest_json() .. ',"server_time":' .. NOW end)
+local _, ack = emit('rest:timer', ',' .. rest_json() .. ',"server_time":' .. NOW_S)
 memo('skip', '', ack)
 return {'ok', ack}

@@ -41,20 +41,18 @@ elseif records ~= stored then
 end
 local seq = tonumber(s[3]) + 1
 local stats = stats_of(s[9], s[10], s[11], set_count, volume, rpe_sum, rpe_n, nil)
-local _, ack = emit('set:completed', function()
-  return ',"set":' .. ARGV[8] .. ',"stats":' .. stats .. ',"records":[' .. records .. ']'
-end, seq)
+local _, ack = emit('set:completed', ',"set":' .. ARGV[8] .. ',"stats":' .. stats .. ',"records":[' .. records .. ']', seq)
 room_activity(s[8], 'set_completed', '{"workout_id":"' .. WID .. '","set":' .. ARGV[8] .. '}')
 if news ~= '' then
   local pr = ',"set_id":"' .. set_id .. '","exercise_id":' .. cjson.encode(exercise) ..
     ',"records":[' .. news .. ']'
   seq = seq + 1
-  emit('pr:achieved', function() return pr end, seq)
+  emit('pr:achieved', pr, seq)
   room_activity(s[8], 'pr_achieved', '{"workout_id":"' .. WID .. '"' .. pr .. '}')
 end
 redis.call('HSET', K.state, 'seq', seq, 'set_count', set_count, 'volume', volume, 'rpe_sum', rpe_sum,
-  'rpe_n', rpe_n, 'last_at', NOW)
-redis.call('ZADD', K.active, NOW, K.state)
+  'rpe_n', rpe_n, 'last_at', NOW_S)
+redis.call('ZADD', K.active, NOW_S, K.state)
 memo('c:' .. set_id, fp, ack)
 if walked then return {'ok', ack, records} end  -- records the caller has not seen
 return {'ok', ack}

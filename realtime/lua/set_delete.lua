@@ -16,9 +16,7 @@ redis.call('ZREM', K.order, set_id)
 tally(set, -1)
 local records = rewalk(set.exercise_id, set_id)
 touch()
-local _, ack = emit('set:deleted', function()
-  return ',"set_id":"' .. set_id .. '","exercise_id":' .. cjson.encode(set.exercise_id) ..
-    ',"stats":' .. stats_json() .. ',"records":[' .. records .. ']'
-end)
+local _, ack = emit('set:deleted', ',"set_id":"' .. set_id .. '","exercise_id":' .. cjson.encode(set.exercise_id) ..
+  ',"stats":' .. stats_json() .. ',"records":[' .. records .. ']')
 memo('d:' .. set_id, '', ack)
 return {'ok', ack}

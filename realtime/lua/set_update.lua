@@ -26,14 +26,10 @@ tally(set, 1)
 local records, news = rewalk(set.exercise_id, set_id)
 if old.exercise_id ~= set.exercise_id then rewalk(old.exercise_id, set_id) end
 touch()
-local _, ack = emit('set:updated', function()
-  return ',"set":' .. json .. ',"stats":' .. stats_json() .. ',"records":[' .. records .. ']'
-end)
+local _, ack = emit('set:updated', ',"set":' .. json .. ',"stats":' .. stats_json() .. ',"records":[' .. records .. ']')
 if news ~= '' then
-  emit('pr:achieved', function()
-    return ',"set_id":"' .. set_id .. '","exercise_id":' .. cjson.encode(set.exercise_id) ..
-      ',"records":[' .. news .. ']'
-  end)
+  emit('pr:achieved', ',"set_id":"' .. set_id .. '","exercise_id":' .. cjson.encode(set.exercise_id) ..
+    ',"records":[' .. news .. ']')
 end
 memo('u:' .. set_id, fp, ack)
 return {'ok', ack}

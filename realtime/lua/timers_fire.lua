@@ -8,7 +8,7 @@
 K.due = KEYS[1]
 local channel_prefix = ARGV[7]
 local fired = 0
-local due = redis.call('ZRANGEBYSCORE', K.due, '-inf', NOW, 'LIMIT', 0, tonumber(ARGV[8]))
+local due = redis.call('ZRANGEBYSCORE', K.due, '-inf', NOW_S, 'LIMIT', 0, tonumber(ARGV[8]))
 if #due > 0 then redis.call('ZREM', K.due, unpack(due)) end
 for _, state in ipairs(due) do
   K.state, K.log = state, state .. ':log'
@@ -17,11 +17,9 @@ for _, state in ipairs(due) do
   if w[3] == 'running' and is_open(w[5]) then
     if tonumber(w[4]) <= NOW then
       WID, CHANNEL = w[2], channel_prefix .. w[1]
-      local seq = tonumber(w[9]) + 1
+      local seq = w[9] + 1
       redis.call('HSET', state, 'rest_status', 'finished', 'seq', seq)
-      emit('rest:timer', function()
-        return ',' .. rest_fields('finished', w[6], w[4], w[7], w[8]) .. ',"server_time":' .. NOW
-      end, seq)
+      emit('rest:timer', ',' .. rest_fields('finished', w[6], w[4], w[7], w[8]) .. ',"server_time":' .. NOW_S, seq)
       fired = fired + 1
     else
       redis.call('ZADD', K.due, w[4], state)  -- moved later meanwhile: not due yet

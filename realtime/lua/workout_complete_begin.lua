@@ -11,6 +11,6 @@ if status == 'completing' then return {'store', snapshot_json(), field('notes')}
 local closed = ended(status)
 if closed then return closed end
 if ARGV[7] and tonumber(field('last_at')) > tonumber(ARGV[7]) then return {'active'} end
-redis.call('HSET', K.state, 'status', 'completing', 'before_completing', status, 'ended_at', NOW, 'notes', ARGV[6])
+redis.call('HSET', K.state, 'status', 'completing', 'before_completing', status, 'ended_at', NOW_S, 'notes', ARGV[6])
 redis.call('ZREM', K.due, K.state)
 return {'store', snapshot_json(), ARGV[6]}

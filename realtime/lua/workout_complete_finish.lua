@@ -9,7 +9,7 @@ if status ~= 'completing' then return {'ended', status} end
 local s = cjson.decode(stats_json())
 local summary = '{"duration_s":' .. s.duration_s .. ',"total_volume_kg":' .. num(s.total_volume_kg, 3) ..
   ',"set_count":' .. s.set_count .. ',"exercise_count":' .. ARGV[7] .. ',"prs":' .. all_records_json() .. '}'
-local _, ack = emit('workout:completed', function() return ',"summary":' .. summary end)
+local _, ack = emit('workout:completed', ',"summary":' .. summary)
 room_activity(field('room'), 'workout_completed', '{"workout_id":"' .. WID .. '","summary":' .. summary .. '}')
 end_workout('completed', tonumber(ARGV[6]))
 memo('complete', '', ack)

@@ -10,7 +10,7 @@ end
 local closed = ended(status)
 if closed then return closed end
 if ARGV[7] and tonumber(field('last_at')) > tonumber(ARGV[7]) then return {'active'} end
-local _, ack = emit('workout:discarded', function() return '' end)
+local _, ack = emit('workout:discarded', '')
 end_workout('discarded', tonumber(ARGV[6]))
 memo('discard', '', ack)
 return {'ok', ack, field('room')}

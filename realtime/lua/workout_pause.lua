@@ -5,9 +5,9 @@ local status = field('status')
 if status == 'paused' then return recall('pause', '') or {'conflict', 'the workout is already paused'} end
 local closed = ended(status)
 if closed then return closed end
-redis.call('HSET', K.state, 'status', 'paused', 'paused_at', NOW)
+redis.call('HSET', K.state, 'status', 'paused', 'paused_at', NOW_S)
 redis.call('HDEL', K.ops, 'resume')  -- the next resume is a new one
 touch()
-local _, ack = emit('workout:paused', function() return ',"at":' .. NOW end)
+local _, ack = emit('workout:paused', ',"at":' .. NOW_S)
 memo('pause', '', ack)
 return {'ok', ack}

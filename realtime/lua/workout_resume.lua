@@ -12,7 +12,7 @@ if closed then return closed end
 redis.call('HINCRBY', K.state, 'paused_ms', NOW - tonumber(field('paused_at')))
 redis.call('HSET', K.state, 'status', 'live', 'paused_at', '')
 touch()
-local _, ack = emit('workout:resumed', function() return ',"at":' .. NOW end)
+local _, ack = emit('workout:resumed', ',"at":' .. NOW_S)
 memo('resume', '', ack)
 redis.call('HDEL', K.ops, 'pause')  -- the next pause is a new one
 return {'ok', ack}

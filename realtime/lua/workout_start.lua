@@ -12,11 +12,12 @@ end
 local live = redis.call('GET', K.live)
 if live then return {'conflict', 'another workout is live', live} end
 redis.call('HSET', K.state, 'user_id', UID, 'workout_id', WID, 'status', 'live', 'name', ARGV[7], 'plan', ARGV[8], 'room', ARGV[9],
-  'started_at', NOW, 'paused_at', '', 'paused_ms', 0, 'seq', 0, 'set_count', 0, 'volume', 0,
-  'rpe_sum', 0, 'rpe_n', 0, 'last_at', NOW, 'rest_status', '')
+  'started_at', NOW_S, 'paused_at', '', 'paused_ms', 0, 'seq', 1, 'set_count', 0, 'volume', 0,
+  'rpe_sum', 0, 'rpe_n', 0, 'last_at', NOW_S, 'rest_status', '')
 redis.call('SET', K.live, WID)
-redis.call('ZADD', K.active, NOW, K.state)
-local _, ack = emit('workout:started', function() return ',"workout":' .. snapshot_json() end)
+redis.call('ZADD', K.active, NOW_S, K.state)
+-- The snapshot in the event is of the workout with it: seq 1.
+local _, ack = emit('workout:started', ',"workout":' .. snapshot_json(), 1)
 memo('start', fp, ack)
 room_activity(ARGV[9], 'workout_started', '{"workout_id":"' .. WID .. '","name":' .. ARGV[7] .. '}')
 return {'ok', ack}
