@@ -318,17 +318,26 @@ def sustained(results: list[dict[str, Any]]) -> dict[str, float | None]:
     return best
 
 
-def versus_peer(best: dict[str, float | None], top: float) -> str | None:
+def versus_peer(best: dict[str, float | None], rates: list[float]) -> str | None:
     """liveset's highest sustained rate over the peer's, as scenario 3 judges it. A server that
-    sustained the highest rate tried may sustain more, so the ratio is then only a bound."""
+    sustained the highest rate tried may sustain more, and one that sustained none of them less
+    than the lowest, so the ratio is then only a bound."""
+    if len(best) < 2:
+        return None
     peer = next((rate for server, rate in best.items() if server.startswith("node peer")), None)
     ours = next((rate for server, rate in best.items() if server.startswith("liveset")), None)
-    if not peer or not ours:
-        return None
+    top, lowest = max(rates), min(rates)
+    target = "(scenario 3's target: 1.5 x)"
+    if peer is None and ours is None:
+        return f"liveset / node peer: unknown, neither sustained the lowest rate tried ({lowest:g}/s): try lower rates"
+    if peer is None:
+        return f"liveset / node peer: > {ours / lowest:.2f} x, the peer sustained none of the rates tried {target}"
+    if ours is None:
+        return f"liveset / node peer: < {lowest / peer:.2f} x, liveset sustained none of the rates tried {target}"
     if ours == top and peer == top:
         return f"liveset / node peer: unknown, both sustained the highest rate tried ({top:g}/s): try higher rates"
     bound = ">= " if ours == top else "<= " if peer == top else ""
-    return f"liveset / node peer: {bound}{ours / peer:.2f} x (scenario 3's target: 1.5 x)"
+    return f"liveset / node peer: {bound}{ours / peer:.2f} x {target}"
 
 
 def table(results: list[dict[str, Any]]) -> str:
@@ -463,7 +472,7 @@ def main() -> None:
         best = sustained(results)
         for server, rate in best.items():
             print(f"highest rate sustained (sync p99 <= {SUSTAINED_P99_MS} ms, no errors), {server}: {rate or 'none'}")
-        if (line := versus_peer(best, max(args.rate))) is not None:
+        if (line := versus_peer(best, args.rate)) is not None:
             print(line)
     print(f"\nchart: {chart}")
     print(f"results: {out}")

@@ -83,16 +83,22 @@ def test_the_script_bench_measures_valkey_per_call_and_fires_every_timer(meter: 
     assert float(match[1]) > 0 and float(match[2]) > 0 and int(match[4]) == users * 4
 
 
-def test_the_ratio_to_the_peer_is_a_bound_when_a_server_held_the_highest_rate_tried() -> None:
-    assert versus_peer({"liveset x1": 900.0, "node peer x1": 1800.0}, 1800) == \
+def test_the_ratio_to_the_peer_is_a_bound_when_a_server_held_the_highest_rate_tried_or_none() -> None:
+    rates = [900.0, 1200.0, 1800.0]
+    assert versus_peer({"liveset x1": 900.0, "node peer x1": 1800.0}, rates) == \
         "liveset / node peer: <= 0.50 x (scenario 3's target: 1.5 x)"
-    assert versus_peer({"liveset x1": 1800.0, "node peer x1": 900.0}, 1800) == \
+    assert versus_peer({"liveset x1": 1800.0, "node peer x1": 900.0}, rates) == \
         "liveset / node peer: >= 2.00 x (scenario 3's target: 1.5 x)"
-    assert versus_peer({"liveset x1": 1200.0, "node peer x1": 900.0}, 1800) == \
+    assert versus_peer({"liveset x1": 1200.0, "node peer x1": 900.0}, rates) == \
         "liveset / node peer: 1.33 x (scenario 3's target: 1.5 x)"
-    assert "unknown" in versus_peer({"liveset x1": 600.0, "node peer x1": 600.0}, 600)
-    assert versus_peer({"liveset x1": None, "node peer x1": 600.0}, 600) is None
-    assert versus_peer({"liveset x1": 600.0}, 600) is None
+    assert "unknown" in versus_peer({"liveset x1": 600.0, "node peer x1": 600.0}, [600.0])
+    # One that sustained none of the rates sustains less than the lowest: the other's ratio is a bound.
+    assert versus_peer({"liveset x1": 1800.0, "node peer x1": None}, rates) == \
+        "liveset / node peer: > 2.00 x, the peer sustained none of the rates tried (scenario 3's target: 1.5 x)"
+    assert versus_peer({"liveset x1": None, "node peer x1": 1200.0}, rates) == \
+        "liveset / node peer: < 0.75 x, liveset sustained none of the rates tried (scenario 3's target: 1.5 x)"
+    assert "try lower rates" in versus_peer({"liveset x1": None, "node peer x1": None}, rates)
+    assert versus_peer({"liveset x1": 600.0}, [600.0]) is None  # no peer in the run
 
 
 def test_server_stalls_are_the_loop_lag_observed_between_the_two_scrapes() -> None:
