@@ -11,7 +11,7 @@ from __future__ import annotations
 import zlib
 
 SHARDS = 16
-WORKOUT_SUFFIXES = ("", ":sets", ":order", ":log", ":ops", ":base", ":recs")
+WORKOUT_SUFFIXES = ("", ":sets", ":order", ":events", ":ops", ":base", ":recs")
 
 
 def shard_of(user_id: str) -> int:

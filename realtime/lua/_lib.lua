@@ -9,7 +9,7 @@
 --                   seq, set_count, volume, rpe_sum, rpe_n, last_at, rest_* fields, ended_at
 --   2 sets    hash: set_id -> the set as JSON
 --   3 order   zset: set_id scored by completed_at (ties: by set_id)
---   4 log     stream: one entry per event, id 0-<seq>, fields e (name) and d (JSON)
+--   4 log     list: the events as published (Socket.IO packets), in seq order, the last CAP of them
 --   5 ops     hash: idempotency memos, "<op>:<id>" -> fingerprint "\n" ack JSON
 --   6 base    hash: exercise_id -> the user's standing records before this workout (JSON)
 --   7 recs    hash: exercise_id -> this workout's records for it (JSON items, no brackets)
@@ -32,8 +32,8 @@ local function bind(keys, args)
   KEYS, ARGV = keys, args
   K.state, K.sets, K.order, K.log, K.ops = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
   K.base, K.recs, K.live, K.due, K.active = KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
-  UID, WID, NOW_S, CHANNEL, CAP = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-  NOW = tonumber(NOW_S)
+  UID, WID, NOW_S, CHANNEL = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+  NOW, CAP = tonumber(NOW_S), tonumber(ARGV[5])
 end
 
 -- A whole number as text: %d takes about half the instructions of Lua's own conversion.
@@ -86,16 +86,24 @@ end
 
 -- Log the event as the workout's next seq and publish it as a ready-made Socket.IO EVENT
 -- packet: the listener of every process sends these bytes as they are, in seq order.
+-- The log keeps the same packet: a list (RPUSH: half a stream's XADD, measured) whose
+-- entries are consecutive seqs, because every seq is taken here and nowhere else.
 -- `body` is the rest of the payload after workout_id and seq.
 -- A script that writes the state hash anyway reads seq with the rest, passes the next
 -- one here and stores the last it used itself: one command fewer per event.
 local function emit(name, body, seq)
   seq = seq or redis.call('HINCRBY', K.state, 'seq', 1)
-  local seq_s = int(seq)
-  local json = '{"workout_id":"' .. WID .. '","seq":' .. seq_s .. body .. '}'
-  redis.call('XADD', K.log, 'MAXLEN', CAP, '0-' .. seq_s, 'e', name, 'd', json)
-  redis.call('PUBLISH', CHANNEL, '2["' .. name .. '",' .. json .. ']')
+  local json = '{"workout_id":"' .. WID .. '","seq":' .. int(seq) .. body .. '}'
+  local packet = '2["' .. name .. '",' .. json .. ']'
+  if redis.call('RPUSH', K.log, packet) > CAP then redis.call('LTRIM', K.log, -CAP, -1) end
+  redis.call('PUBLISH', CHANNEL, packet)
   return seq, json
+end
+
+-- A logged packet's seq: the first "seq" in it is the event's own (emit writes it second,
+-- after a workout_id that is a UUID).
+local function seq_of(packet)
+  return tonumber(string.match(packet, '"seq":(%d+)'))
 end
 
 local function memo(key, fp, ack)
@@ -296,7 +304,9 @@ local function end_workout(status, keep_s)
   if redis.call('GET', K.live) == WID then redis.call('DEL', K.live) end
   redis.call('ZREM', K.due, K.state)
   redis.call('ZREM', K.active, K.state)
-  for _, key in ipairs({K.state, K.sets, K.order, K.log, K.ops, K.base, K.recs}) do
+  -- K.state .. ':log': the stream earlier versions logged to, which a workout started before
+  -- an upgrade still has (in the workout's slot, as at_live_workout's keys are).
+  for _, key in ipairs({K.state, K.sets, K.order, K.log, K.ops, K.base, K.recs, K.state .. ':log'}) do
     redis.call('EXPIRE', key, keep_s)
   end
 end

@@ -11,7 +11,7 @@ local fired = 0
 local due = redis.call('ZRANGEBYSCORE', K.due, '-inf', NOW_S, 'LIMIT', 0, tonumber(ARGV[8]))
 if #due > 0 then redis.call('ZREM', K.due, unpack(due)) end
 for _, state in ipairs(due) do
-  K.state, K.log = state, state .. ':log'
+  K.state, K.log = state, state .. ':events'
   local w = redis.call('HMGET', state, 'user_id', 'workout_id', 'rest_status', 'rest_ends_at', 'status',
     'rest_started_at', 'rest_duration_s', 'rest_exercise', 'seq')
   if w[3] == 'running' and is_open(w[5]) then

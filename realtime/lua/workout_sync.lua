@@ -7,11 +7,18 @@ local since = tonumber(ARGV[6])
 local seq = tonumber(field('seq'))
 local out = {'events'}
 if since >= seq then return out end
-local first = redis.call('XRANGE', K.log, '-', '+', 'COUNT', 1)
-local oldest = first[1] and tonumber(string.match(first[1][1], '^0%-(%d+)$'))
+local first = redis.call('LINDEX', K.log, 0)
+local oldest = first and seq_of(first)
 if not oldest or oldest > since + 1 then return {'snapshot', snapshot_json()} end
-for _, entry in ipairs(redis.call('XRANGE', K.log, '0-' .. (since + 1), '+')) do
-  table.insert(out, entry[2][2])
-  table.insert(out, entry[2][4])
+-- Each packet is '2["<name>",<json>]'. The entries must be since + 1 .. seq, each in its place:
+-- a log that skips one (written partly by a version that logged elsewhere, during a rolling
+-- upgrade) gives a snapshot.
+local packets = redis.call('LRANGE', K.log, since + 1 - oldest, -1)
+if #packets ~= seq - since then return {'snapshot', snapshot_json()} end
+for i, packet in ipairs(packets) do
+  if seq_of(packet) ~= since + i then return {'snapshot', snapshot_json()} end
+  local name = string.match(packet, '^2%["([^"]+)",')
+  table.insert(out, name)
+  table.insert(out, string.sub(packet, #name + 6, -2))
 end
 return out
