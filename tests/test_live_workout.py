@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
+from collections.abc import AsyncIterator
+
+from redis.asyncio import Redis
+
+from realtime.keys import Keys
 
 from .clients import Device, check, error, ok, token
 
@@ -187,70 +193,58 @@ async def test_sync_beyond_the_log_gives_a_snapshot(redis_url: str, database_url
             await phone.close()
 
 
-async def test_sync_over_a_hole_in_the_log_gives_a_snapshot(redis_url: str, database_url: str) -> None:
-    """Never a partial replay: a log that skips a seq (as one written partly by another version
-    during a rolling upgrade would) answers a sync across the hole with the snapshot."""
-    from redis.asyncio import Redis
-
-    from realtime.keys import Keys
-
+@contextlib.asynccontextmanager
+async def started_workout(
+        redis_url: str, database_url: str, user_id: str) -> AsyncIterator[tuple[Device, Redis, list[str], str]]:
+    """A server of its own and one device of `user_id` with a workout started, plus a Redis
+    client to read or damage the workout's keys: (device, redis, the workout's keys, its id)."""
     from .conftest import make_settings
     from .servers import in_process
 
     settings = make_settings(redis_url, database_url)
     async with in_process(settings) as url:
-        phone = await Device().connect(url, {"token": token("holed"), "device_id": "phone"})
+        phone = await Device().connect(url, {"token": token(user_id), "device_id": "phone"})
         redis = Redis.from_url(redis_url)
         try:
             await phone.wait_for("session:ready")
             wid = new_id()
             await ok(phone, "workout:start", {"workout_id": wid})
-            for _ in range(3):
-                await ok(phone, "set:complete", {"workout_id": wid, "set_id": new_id(), "exercise_id": "run",
-                                                 "distance_m": 400})
-            log = Keys(settings.redis_prefix).workout("holed", wid)[3]
-            assert await redis.llen(log) == 4  # workout:started and three set:completed, seq 1-4
-            whole = await ok(phone, "workout:sync", {"workout_id": wid, "since_seq": 1})
-            assert [e["data"]["seq"] for e in whole["events"]] == [2, 3, 4]
-            await redis.lrem(log, 1, await redis.lindex(log, 2))  # seq 3 goes
-
-            reply = await ok(phone, "workout:sync", {"workout_id": wid, "since_seq": 1})
-            assert set(reply) == {"snapshot", "seq"} and reply["seq"] == 4
-            assert len(reply["snapshot"]["sets"]) == 3
-            after = await ok(phone, "workout:sync", {"workout_id": wid, "since_seq": 3})
-            assert set(after) == {"snapshot", "seq"}  # the log holds seq 4, but not where seq 4 belongs
+            yield phone, redis, Keys(settings.redis_prefix).workout(user_id, wid), wid
         finally:
             await redis.aclose()
             await phone.close()
+
+
+async def test_sync_over_a_hole_in_the_log_gives_a_snapshot(redis_url: str, database_url: str) -> None:
+    """Never a partial replay: a log that skips a seq (as one written partly by another version
+    during a rolling upgrade would) answers a sync across the hole with the snapshot."""
+    async with started_workout(redis_url, database_url, "holed") as (phone, redis, keys, wid):
+        for _ in range(3):
+            await ok(phone, "set:complete", {"workout_id": wid, "set_id": new_id(), "exercise_id": "run",
+                                             "distance_m": 400})
+        log = keys[3]
+        assert await redis.llen(log) == 4  # workout:started and three set:completed, seq 1-4
+        whole = await ok(phone, "workout:sync", {"workout_id": wid, "since_seq": 1})
+        assert [e["data"]["seq"] for e in whole["events"]] == [2, 3, 4]
+        await redis.lrem(log, 1, await redis.lindex(log, 2))  # seq 3 goes
+
+        reply = await ok(phone, "workout:sync", {"workout_id": wid, "since_seq": 1})
+        assert set(reply) == {"snapshot", "seq"} and reply["seq"] == 4
+        assert len(reply["snapshot"]["sets"]) == 3
+        after = await ok(phone, "workout:sync", {"workout_id": wid, "since_seq": 3})
+        assert set(after) == {"snapshot", "seq"}  # the log holds seq 4, but not where seq 4 belongs
 
 
 async def test_an_ended_workout_lets_the_stream_log_of_an_earlier_version_expire(
         redis_url: str, database_url: str) -> None:
     """A workout started before the log became a list still has its stream (`<state>:log`):
     ending it gives that key the same expiry as the rest, so it does not stay for ever."""
-    from redis.asyncio import Redis
-
-    from realtime.keys import Keys
-
-    from .conftest import make_settings
-    from .servers import in_process
-
-    settings = make_settings(redis_url, database_url)
-    async with in_process(settings) as url:
-        phone = await Device().connect(url, {"token": token("upgraded"), "device_id": "phone"})
-        redis = Redis.from_url(redis_url)
-        try:
-            await phone.wait_for("session:ready")
-            wid = new_id()
-            await ok(phone, "workout:start", {"workout_id": wid})
-            legacy = Keys(settings.redis_prefix).workout("upgraded", wid)[0] + ":log"
-            await redis.xadd(legacy, {"e": "workout:started", "d": "{}"}, id="0-1")
-            assert await redis.ttl(legacy) == -1
-            await ok(phone, "workout:discard", {"workout_id": wid})
-            assert 0 < await redis.ttl(legacy) <= 24 * 3600
-        finally:
-            await redis.aclose()
-            await phone.close()
+    async with started_workout(redis_url, database_url, "upgraded") as (phone, redis, keys, wid):
+        legacy = keys[0] + ":log"
+        await redis.xadd(legacy, {"e": "workout:started", "d": "{}"}, id="0-1")
+        assert await redis.ttl(legacy) == -1
+        await ok(phone, "workout:discard", {"workout_id": wid})
+        assert 0 < await redis.ttl(legacy) <= 24 * 3600
 
 
 async def test_time_sync(user) -> None:
