@@ -87,7 +87,8 @@ end
 -- Log the event as the workout's next seq and publish it as a ready-made Socket.IO EVENT
 -- packet: the listener of every process sends these bytes as they are, in seq order.
 -- The log keeps the same packet: a list (RPUSH: half a stream's XADD, measured) whose
--- entries are consecutive seqs, because every seq is taken here and nowhere else.
+-- entries are consecutive seqs, because every seq a script takes (here, or passed in) is
+-- emitted here, once, within the same atomic call.
 -- `body` is the rest of the payload after workout_id and seq.
 -- A script that writes the state hash anyway reads seq with the rest, passes the next
 -- one here and stores the last it used itself: one command fewer per event.
