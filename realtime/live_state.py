@@ -131,16 +131,26 @@ class LiveState:
         return ack, room
 
     async def idle_workouts(self, shard: int, idle_since: int) -> list[tuple[str, str, int]]:
-        """(user_id, workout_id, set_count) of the shard's open workouts idle since `idle_since`."""
+        """(user_id, workout_id, set_count) of the shard's open workouts idle since `idle_since`.
+
+        The active queue's scores lag (the scripts write only last_at, see _lib.lua: touch):
+        an entry found stale here is moved on to its last_at, so the next look sees past it.
+        """
+        active = self.keys.active(shard)
         try:
-            states = await self.redis.zrangebyscore(self.keys.active(shard), "-inf", idle_since, start=0, num=100)
+            states = await self.redis.zrangebyscore(active, "-inf", idle_since, start=0, num=100)
             async with self.redis.pipeline(transaction=False) as pipe:
                 for state in states:
-                    pipe.hmget(state, "user_id", "workout_id", "set_count")
+                    pipe.hmget(state, "user_id", "workout_id", "set_count", "last_at")
                 found = await pipe.execute()
+            busy = {state: int(last_at) for state, (*_, last_at) in zip(states, found, strict=True)
+                    if last_at is not None and int(last_at) > idle_since}
+            if busy:
+                await self.redis.zadd(active, busy, xx=True)  # xx: never brings back a workout that ended meanwhile
         except RedisError as exc:
             raise AppError("unavailable", "live state is unreachable") from exc
-        return [(u.decode(), w.decode(), int(n)) for u, w, n in found if u and w and n is not None]
+        return [(u.decode(), w.decode(), int(n)) for u, w, n, last_at in found
+                if u and w and n is not None and (last_at is None or int(last_at) <= idle_since)]
 
     async def complete_begin(
         self, user_id: str, workout_id: str, notes: str | None, idle_since: int | None = None

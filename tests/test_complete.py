@@ -13,7 +13,7 @@ import msgspec
 from realtime import persist
 from realtime import protocol as p
 from realtime.embedded import EmbeddedPostgres
-from realtime.keys import Keys
+from realtime.keys import Keys, shard_of
 from realtime.lifespan import redis_client
 from realtime.live_state import LiveState
 from realtime.script_line import ScriptLine
@@ -195,8 +195,9 @@ async def test_idle_workouts_are_completed_or_discarded(settings, server: str, d
 
     devices = {}
     wids = {}
+    uids = {}
     for name in ("with-sets", "empty", "fresh"):
-        uid = f"idle-{name}-{uuid.uuid4().hex[:6]}"
+        uid = uids[name] = f"idle-{name}-{uuid.uuid4().hex[:6]}"
         devices[name] = await Device().connect(server, {"token": token(uid), "device_id": "phone"})
         await devices[name].wait_for("session:ready")
         wids[name] = new_id()
@@ -212,8 +213,15 @@ async def test_idle_workouts_are_completed_or_discarded(settings, server: str, d
             live = LiveState(
                 redis, line, Keys(settings.redis_prefix), lambda u, e: asyncio.sleep(0, b"{}"), log_cap=1000)
             runtime = type("R", (), {"live": live, "writer": persist.Writer(pool)})()
+            keys = Keys(settings.redis_prefix)
+            fresh = keys.workout(uids["fresh"], wids["fresh"])[0]
+            active = keys.active(shard_of(uids["fresh"]))
+            started_at = await redis.zscore(active, fresh)  # the scripts leave the score at the start
+            assert started_at is not None and int(started_at) < int(await redis.hget(fresh, "last_at"))
             assert await idle_reaper.reap_once(runtime, idle_s=1) == 2  # type: ignore[arg-type]
             assert await idle_reaper.reap_once(runtime, idle_s=1) == 0
+            # The reaper moved the paused workout's score on to its last activity, and dropped none.
+            assert await redis.zscore(active, fresh) == int(await redis.hget(fresh, "last_at"))
         finally:
             await pool.close()
             await line.aclose()

@@ -15,7 +15,8 @@
 --   7 recs    hash: exercise_id -> this workout's records for it (JSON items, no brackets)
 --   8 live    string: the user's live workout id
 --   9 due     zset: the shard's rest timers: state keys scored by ends_at
---  10 active  zset: the shard's live workouts: state keys scored by last activity
+--  10 active  zset: the shard's open workouts: state keys scored by a time at or before their
+--                  last activity (the start: the idle reaper reads last_at and moves the score on)
 -- and the same ARGV head: 1 user_id  2 workout_id  3 now (ms)  4 channel  5 log cap
 -- Scripts answer {status, ...}: 'ok' and 'dup' carry the ack JSON; anything else is an error.
 --
@@ -79,9 +80,10 @@ local function is_open(status)
   return status == 'live' or status == 'paused'
 end
 
+-- Only last_at: the active queue keeps the start time, and the idle reaper, which reads
+-- last_at anyway, moves an entry on when it finds it stale (two commands fewer per set).
 local function touch()
   redis.call('HSET', K.state, 'last_at', NOW_S)
-  redis.call('ZADD', K.active, NOW_S, K.state)
 end
 
 -- Log the event as the workout's next seq and publish it as a ready-made Socket.IO EVENT

@@ -9,7 +9,6 @@ local seq = s[3] + 1
 redis.call('HSET', K.state, 'rest_status', 'running', 'rest_started_at', NOW_S, 'rest_ends_at', ends_at,
   'rest_duration_s', ARGV[7], 'rest_exercise', ARGV[8], 'seq', seq, 'last_at', NOW_S)
 redis.call('ZADD', K.due, ends_at, K.state)
-redis.call('ZADD', K.active, NOW_S, K.state)
 local _, ack = emit('rest:timer',
   ',' .. rest_fields('running', NOW_S, ends_at, ARGV[7], ARGV[8]) .. ',"server_time":' .. NOW_S, seq)
 return {'ok', ack}

@@ -52,7 +52,6 @@ if news ~= '' then
 end
 redis.call('HSET', K.state, 'seq', seq, 'set_count', set_count, 'volume', volume, 'rpe_sum', rpe_sum,
   'rpe_n', rpe_n, 'last_at', NOW_S)
-redis.call('ZADD', K.active, NOW_S, K.state)
 memo('c:' .. set_id, fp, ack)
 if walked then return {'ok', ack, records} end  -- records the caller has not seen
 return {'ok', ack}
