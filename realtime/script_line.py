@@ -1,8 +1,8 @@
 """One pipelined Redis connection for the Lua scripts on the hot path.
 
 Every set runs two or three scripts, so the process's scripts share one
-connection (redis_connection.py), as node-redis does: a call writes its
-command at once, and calls made in the same loop turn leave in one segment.
+connection (redis_connection.py), as node-redis does: the calls made in one
+loop turn leave in one write.
 
 A lost connection fails every waiting call (the caller answers `unavailable`;
 its client retries with the same ids, which the scripts dedupe) and the next
