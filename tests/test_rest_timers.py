@@ -6,7 +6,12 @@ import asyncio
 import time
 import uuid
 
+from realtime import live_state
 from realtime import protocol as p
+from realtime.keys import Keys, shard_of
+from realtime.lifespan import redis_client
+from realtime.live_state import LiveState, now_ms
+from realtime.script_line import ScriptLine
 
 from .clients import Device, check, error, ok, token
 from .test_live_workout import new_id
@@ -98,20 +103,14 @@ async def test_a_timer_with_no_device_online_is_in_sync(user, server: str) -> No
 async def test_a_fire_takes_at_most_its_share_and_says_when_the_next_is_due(redis_url: str, monkeypatch) -> None:
     """The scheduler sleeps until the time a fire reports: the next due timer, one due now
     when the call took its most, one moved later meanwhile (by its new end)."""
-    from realtime import live_state
-    from realtime.keys import Keys, shard_of
-    from realtime.lifespan import redis_client
-    from realtime.live_state import LiveState, now_ms
-    from realtime.script_line import ScriptLine
-
     async def no_history(_user: str, _exercise: str) -> bytes:
         return b"{}"
 
     monkeypatch.setattr(live_state, "TIMERS_PER_CALL", 1)
-    prefix = f"fire{uuid.uuid4().hex[:6]}:"
+    keys = Keys(f"fire{uuid.uuid4().hex[:6]}:")
     users = [u for u in (f"u{n}" for n in range(200)) if shard_of(u) == 0][:4]
     redis, line = redis_client(redis_url), ScriptLine(redis_url)
-    live = LiveState(redis, line, Keys(prefix), no_history, log_cap=100)
+    live = LiveState(redis, line, keys, no_history, log_cap=100)
     try:
         wids = {u: uuid.uuid4() for u in users}
         for u, w in wids.items():
@@ -122,8 +121,8 @@ async def test_a_fire_takes_at_most_its_share_and_says_when_the_next_is_due(redi
         await asyncio.sleep(0.005)  # due after them: ties would be ordered by key
         await live.start_rest(moved, p.RestStart(workout_id=wids[moved], duration_s=0.001))
         await live.start_rest(later, p.RestStart(workout_id=wids[later], duration_s=60))
-        later_end = int(await redis.hget(Keys(prefix).workout(later, str(wids[later]))[0], "rest_ends_at"))
-        moved_state = Keys(prefix).workout(moved, str(wids[moved]))[0]
+        later_end = int(await redis.hget(keys.workout(later, str(wids[later]))[0], "rest_ends_at"))
+        moved_state = keys.workout(moved, str(wids[moved]))[0]
         moved_end = now_ms() + 30_000
         await redis.hset(moved_state, "rest_ends_at", moved_end)  # its queue entry is stale now
         await asyncio.sleep(0.01)
@@ -132,9 +131,9 @@ async def test_a_fire_takes_at_most_its_share_and_says_when_the_next_is_due(redi
         assert [f[0][1] for f in fired] == [1, 1, 0]
         assert fired[0][0][2] <= now_ms() and fired[1][0][2] <= now_ms()  # more are due: fire again now
         assert fired[2][0][2] == moved_end  # the stale one is back in the queue, by its new end
-        assert await redis.zscore(Keys(prefix).due(0), moved_state) == moved_end
+        assert await redis.zscore(keys.due(0), moved_state) == moved_end
         assert (await live.fire_due_timers([0]))[0][1:] == (0, moved_end)
-        await redis.zrem(Keys(prefix).due(0), moved_state)
+        await redis.zrem(keys.due(0), moved_state)
         assert (await live.fire_due_timers([0]))[0][1:] == (0, later_end)
     finally:
         await line.aclose()
