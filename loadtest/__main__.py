@@ -410,7 +410,9 @@ def main() -> None:
     parser.add_argument("--target", help="a running server's URL instead of starting one")
     parser.add_argument("--target-pid", type=int, action="append", default=[], help="its pids, for CPU/RSS")
     parser.add_argument("--secret", default=os.environ.get("JWT_SECRET", SECRET), help="with --target: its JWT_SECRET")
-    parser.add_argument("--workers", type=int, default=2, help="load-generating processes")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="load-generating processes (default: one per core of --client-cpus; more on one "
+                             "core only take turns, and cost 15-20 %% more CPU per set)")
     parser.add_argument("--server-cpus", default="0")
     parser.add_argument("--backend-cpus", default="1")
     parser.add_argument("--client-cpus", default="1")
@@ -435,6 +437,7 @@ def main() -> None:
         parser.error("--rooms is a share (0 to 1) and --room-size at least 2")
 
     client_cpus = _cpus(args.client_cpus)
+    args.workers = args.workers or len(client_cpus or os.sched_getaffinity(0))
     results = []
     if args.target:
         for rate in args.rate:
