@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from loadtest.__main__ import LOOP_LAG, _stalls, versus_peer
+from loadtest.__main__ import LOOP_LAG, _stalls, median_of_rounds, versus_peer
 
 from .servers import ROOT
 
@@ -107,3 +107,29 @@ def test_server_stalls_are_the_loop_lag_observed_between_the_two_scrapes() -> No
     after = {count: 400.0, le_25ms: 396.0, le_100ms: 398.0}  # three more over 25 ms, two of them over 100 ms
     assert _stalls(before, after) == {"over_25ms": 3, "over_100ms": 2}
     assert _stalls({}, after) is None  # not a liveset server (no /metrics): unknown, not zero
+
+
+def test_rounds_take_turns_and_the_median_of_each_servers_rounds_judges() -> None:
+    assert median_of_rounds({
+        "liveset x1 round 1": 3000.0, "node peer x1 round 1": None,
+        "liveset x1 round 2": 2400.0, "node peer x1 round 2": 2400.0,
+        "liveset x1 round 3": 3300.0, "node peer x1 round 3": 1800.0,
+    }) == {"liveset x1": 3000.0, "node peer x1": 1800.0}
+    # An even count takes the lower middle; rounds that sustained nothing count lowest.
+    assert median_of_rounds({"liveset x2 round 1": None, "liveset x2 round 2": 2700.0}) == {"liveset x2": None}
+    assert median_of_rounds({"liveset x1": 900.0}) == {"liveset x1": 900.0}  # one round: as it was
+
+    result = subprocess.run([sys.executable, "-m", "loadtest", "--workers", "1", "--users", "4", "--rate", "4,8",
+                             "--duration", "1", "--rounds", "2", "--label", "rounds"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    *_, chart_line, results_line = result.stdout.strip().splitlines()
+    path, chart = Path(results_line.removeprefix("results: ")), Path(chart_line.removeprefix("chart: "))
+    try:
+        labels = [r["label"] for r in json.loads(path.read_text())["results"]]
+    finally:
+        path.unlink()
+        chart.unlink(missing_ok=True)
+    assert labels == ["liveset x1 round 1 @4/s", "liveset x1 round 1 @8/s",
+                      "liveset x1 round 2 @4/s", "liveset x1 round 2 @8/s"]
+    assert "median of 2 rounds, liveset x1: 8.0" in result.stdout
