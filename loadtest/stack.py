@@ -99,8 +99,9 @@ class Stack:
     def node_peer(self, processes: int) -> list[tuple[str, int]]:
         """Start the Node peer's processes (its Redis adapter joins them); returns (url, pid) of each."""
         peer = self.dir / "node-peer"
-        shutil.copytree(NODE_PEER, peer)
-        subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--silent"], cwd=peer, check=True)
+        if not peer.exists():  # once per stack: later rounds (--rounds) start it again
+            shutil.copytree(NODE_PEER, peer)
+            subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--silent"], cwd=peer, check=True)
         started = []
         for _ in range(processes):
             port = free_port()

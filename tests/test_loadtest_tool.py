@@ -10,9 +10,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 from loadtest.__main__ import LOOP_LAG, _stalls, median_of_rounds, versus_peer
+from loadtest.stack import NODE_PEER, Stack
 
 from .servers import ROOT
 
@@ -133,3 +135,12 @@ def test_rounds_take_turns_and_the_median_of_each_servers_rounds_judges() -> Non
     assert labels == ["liveset x1 round 1 @4/s", "liveset x1 round 1 @8/s",
                       "liveset x1 round 2 @4/s", "liveset x1 round 2 @8/s"]
     assert "median of 2 rounds, liveset x1: 8.0" in result.stdout
+
+
+@pytest.mark.skipif(not NODE_PEER.exists(), reason="the Node reference peer (../shared/peers/node) is not beside the project")
+def test_the_node_peer_starts_again_in_the_same_stack_for_the_next_round() -> None:
+    with Stack(None, None) as stack:
+        for _ in range(2):
+            ((url, pid),) = stack.node_peer(1)  # healthy, or it raises
+            assert httpx.get(f"{url}/healthz", timeout=5).status_code == 200
+            stack.stop_servers()
