@@ -7,11 +7,12 @@ cost each connection four tasks, three queues and two copies of the request
 (docs/performance.md: 44 KB per idle connection; a task, a `wait_for` and a
 queue hop per frame each way). Here a connection is one `EdgeSocket`: frames
 are parsed in `data_received`, each Socket.IO message runs in one task,
-packets are written straight to the transport, and the heartbeat is one timer
-handle. Plain events go to the namespace's dispatch and their acks straight
-back (namespace.py: on_message); python-socketio does the rest of Socket.IO —
-handshake auth, namespaces, emits, rooms — because an `EdgeSocket` stands in
-python-engineio's socket table as one of its own sockets would.
+the frames a connection gets in one loop turn go to its transport in one
+write, and the heartbeat is one timer handle. Plain events go to the
+namespace's dispatch and their acks straight back (namespace.py: on_message);
+python-socketio does the rest of Socket.IO — handshake auth, namespaces,
+emits, rooms — because an `EdgeSocket` stands in python-engineio's socket
+table as one of its own sockets would.
 
 HTTP long-polling, and the upgrade from it to a websocket, stay with
 python-engineio: a request the edge does not take is left to the ASGI app.
@@ -57,6 +58,22 @@ class Edge:
         allowed = [allowed] if isinstance(allowed, str) else list(allowed or [])
         # python-engineio's rule: no list means no check, and "*" allows every origin.
         self.origins = None if not allowed or "*" in allowed else set(allowed)
+        self.held: list[EdgeSocket] = []  # sockets with frames written since the last flush
+
+    def hold(self, sock: EdgeSocket) -> None:
+        """`sock` has frames to send: they go out in the next loop turn, with whatever else is
+        written to it until then, in one system call. Redis's reply to a script and the event
+        the script published usually arrive in one turn, the reply first, so the ack, written
+        when the handler's task wakes in the next turn, joins the event: the device that sent
+        a request reads both at once (docs/architecture.md: 7.1 -> 5.1 writes per set)."""
+        if not self.held:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self.held.append(sock)
+
+    def _flush(self) -> None:
+        held, self.held = self.held, []
+        for sock in held:
+            sock.flush()
 
     def takes(self, url: bytes, headers: dict[bytes, bytes]) -> bool:
         """A fresh Engine.IO v4 websocket with a well-formed handshake; anything else goes to the app."""
@@ -101,7 +118,7 @@ class EdgeSocket(asyncio.Protocol):
     """One client connection; python-engineio's socket interface where python-socketio uses it."""
 
     __slots__ = ("edge", "sid", "transport", "reader", "server_state", "timer", "awaiting_pong",
-                 "closing", "closed", "paused", "backlog", "in_flight", "session")
+                 "closing", "closed", "paused", "backlog", "in_flight", "session", "unsent")
 
     connected = True  # for python-engineio: this socket is open and on its final transport
     upgraded = True
@@ -121,6 +138,7 @@ class EdgeSocket(asyncio.Protocol):
         self.backlog = 0  # packets written while paused: what a queue would hold
         self.in_flight = 0
         self.session: dict[str, Any] = {}
+        self.unsent: list[bytes] | None = None  # frames written since the edge last flushed
         server_state.connections.add(self)
         transport.set_protocol(self)
         self._schedule_ping()
@@ -238,11 +256,21 @@ class EdgeSocket(asyncio.Protocol):
     # ---- writing -----------------------------------------------------------
 
     def write(self, data: bytes) -> None:
-        """A ready frame: fan-out writes the same bytes to every recipient."""
+        """A ready frame: fan-out writes the same bytes to every recipient. It goes out with the
+        edge's flush in the next loop turn (Edge.hold), with what else this socket gets by then."""
         if self.transport is not None:
             if self.paused:
                 self.backlog += 1
-            self.transport.write(data)
+            if self.unsent is None:
+                self.unsent = [data]
+                self.edge.hold(self)
+            else:
+                self.unsent.append(data)
+
+    def flush(self) -> None:
+        frames, self.unsent = self.unsent, None
+        if frames and self.transport is not None:
+            self.transport.write(frames[0] if len(frames) == 1 else b"".join(frames))
 
     async def send(self, pkt: eio_packet.Packet) -> None:
         encoded = pkt.encode()
@@ -266,6 +294,7 @@ class EdgeSocket(asyncio.Protocol):
 
     def abort(self) -> None:
         """Drop a client that stopped reading: what it has not read is not worth a close handshake."""
+        self.unsent = None
         if self.transport is not None:
             self.transport.abort()
         self._end(self.edge.reason.TRANSPORT_ERROR)
@@ -281,6 +310,7 @@ class EdgeSocket(asyncio.Protocol):
         transport = self.transport
         if transport is None or transport.is_closing():
             return
+        self.flush()
         transport.write(close_frame(code, text))
         if answered:
             transport.close()

@@ -8,7 +8,9 @@ own close — and check that only the offending connection ends.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
+import re
 import struct
 import uuid
 from typing import Any
@@ -17,6 +19,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from realtime.edge import EdgeSocket
 from realtime.ws_frames import BINARY, CLOSE, CONTINUATION, PING, PONG, TEXT
 
 from .clients import Device, token
@@ -244,3 +247,46 @@ async def test_only_plain_default_namespace_events_are_answered_and_the_rest_cha
     assert acks[b"11"]["ok"] and acks[b"99"]["ok"]
     assert acks[b"15"]["error"]["code"] == "invalid_payload"
     await client.close()
+
+
+class WriteLog:
+    """A connection's transport that keeps each write: how frames went to the kernel."""
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self.transport = transport
+        self.writes: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+        self.transport.write(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.transport, name)
+
+
+async def test_the_device_that_logs_a_set_gets_its_ack_and_the_event_in_one_write(server: str) -> None:
+    """The ack, written when the handler wakes on Redis's reply, and set:completed, published by
+    the same script and read with that reply, go out together (edge.py: Edge.hold). Not always:
+    when the event comes in a loop turn after the reply, the ack has gone alone."""
+    client, _ = await RawClient.open(server)
+    await client.connect(f"user-{uuid.uuid4().hex[:8]}")
+    port = client.writer.get_extra_info("sockname")[1]
+    sock = next(o for o in gc.get_objects() if isinstance(o, EdgeSocket) and o.transport is not None
+                and o.transport.get_extra_info("peername")[1] == port)
+    log = sock.transport = WriteLog(sock.transport)  # type: ignore[assignment]
+    workout = str(uuid.uuid4())
+    client.send(client_frame(TEXT, b"421" + json.dumps(["workout:start", {"workout_id": workout}]).encode()))
+    await client.text_starting(b"431[")
+    together = 0
+    for n in range(2, 7):
+        ack = b"43%d[" % n
+        client.send(client_frame(TEXT, b"42%d" % n + json.dumps(["set:complete", {
+            "workout_id": workout, "set_id": str(uuid.uuid4()), "exercise_id": "bench", "weight_kg": 60, "reps": n,
+        }]).encode()))
+        seen: set[bytes] = set()
+        while len(seen) < 2:
+            _, payload = await client.frame()
+            seen.update(kind for kind in (ack, b'42["set:completed"') if payload.startswith(kind))
+        together += any(ack in w and b'42["set:completed"' in w for w in log.writes)
+    await client.close()
+    assert together >= 3, [re.findall(rb"4[23]\d*\[\"?[a-z:]*", w) for w in log.writes]
