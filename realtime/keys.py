@@ -11,7 +11,8 @@ from __future__ import annotations
 import zlib
 
 SHARDS = 16
-WORKOUT_SUFFIXES = ("", ":sets", ":order", ":events", ":ops", ":base", ":recs")
+# The ends of a workout's keys after its state key, its log and the shard's due queue (KEYS 4-8).
+LATER_SUFFIXES = (":sets", ":order", ":ops", ":base", ":recs")
 
 
 def shard_of(user_id: str) -> int:
@@ -48,7 +49,8 @@ class Keys:
         # Workout ids are chosen by clients and unique per user only, so they are
         # namespaced by the user.
         base = f"{self.shard(shard)}:u:{user_id}:w:{workout_id}"
-        return [*(base + s for s in WORKOUT_SUFFIXES), self.live(user_id), self.due(shard), self.active(shard)]
+        return [base, base + ":events", self.due(shard), *(base + s for s in LATER_SUFFIXES),
+                self.live(user_id), self.active(shard)]
 
     def room_presence(self, room_id: str) -> list[str]:
         """The room's presence hash and its user -> workout hash (one slot: the room's tag)."""

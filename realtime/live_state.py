@@ -53,6 +53,10 @@ def library() -> dict[str, Function]:
     return {name: Function(source, f"{name}_{tag}".encode()) for name in SCRIPTS}
 
 
+# The scripts every set runs take only the first KEYS they use (lua/_lib.lua lists them).
+KEYS_USED = {"rest_start": 3, "set_complete": 8}
+
+
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -89,7 +93,7 @@ class LiveState:
         self.scripts = library()
 
     async def _call(self, name: str, user_id: str, workout_id: str, *args: object) -> list[Any]:
-        keys = self.keys.workout(user_id, workout_id)
+        keys = self.keys.workout(user_id, workout_id)[:KEYS_USED.get(name, 10)]
         argv = [user_id, workout_id, now_ms(), self.keys.user_channel(user_id), self.log_cap, *args]
         try:
             return await self.line.run(self.scripts[name], keys, argv)  # type: ignore[no-any-return]

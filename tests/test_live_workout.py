@@ -222,7 +222,7 @@ async def test_sync_over_a_hole_in_the_log_gives_a_snapshot(redis_url: str, data
         for _ in range(3):
             await ok(phone, "set:complete", {"workout_id": wid, "set_id": new_id(), "exercise_id": "run",
                                              "distance_m": 400})
-        log = keys[3]
+        log = keys[1]
         assert await redis.llen(log) == 4  # workout:started and three set:completed, seq 1-4
         whole = await ok(phone, "workout:sync", {"workout_id": wid, "since_seq": 1})
         assert [e["data"]["seq"] for e in whole["events"]] == [2, 3, 4]

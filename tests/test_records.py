@@ -98,7 +98,7 @@ async def test_a_plan_has_its_exercises_standing_records_loaded_at_start(user, s
                                                                   {"exercise_id": "squat"}]})
     redis = Redis.from_url(settings.redis_url)
     try:
-        base = await redis.hgetall(Keys(settings.redis_prefix).workout(uid, wid)[5])
+        base = await redis.hgetall(Keys(settings.redis_prefix).workout(uid, wid)[6])
     finally:
         await redis.aclose()
     assert {e.decode(): msgspec.json.decode(b) for e, b in base.items()} == {"bench": {"max_weight": 100},

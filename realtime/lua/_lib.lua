@@ -4,19 +4,21 @@
 -- library loads instead of at every call (that was a third of a short script's cost).
 --
 -- Every workout script gets the same KEYS (keys.py: Keys.workout), all in one hash
--- slot because they share the user's shard tag `{N}`:
+-- slot because they share the user's shard tag `{N}`, or the first of them:
 --   1 state   hash: user_id, status, name, plan, room, fp, started_at, paused_at, paused_ms,
 --                   seq, set_count, volume, rpe_sum, rpe_n, last_at, rest_* fields, ended_at
---   2 sets    hash: set_id -> the set as JSON
---   3 order   zset: set_id scored by completed_at (ties: by set_id)
---   4 log     list: the events as published (Socket.IO packets), in seq order, the last CAP of them
---   5 ops     hash: idempotency memos, "<op>:<id>" -> fingerprint "\n" ack JSON
---   6 base    hash: exercise_id -> the user's standing records before this workout (JSON)
---   7 recs    hash: exercise_id -> this workout's records for it (JSON items, no brackets)
---   8 live    string: the user's live workout id
---   9 due     zset: the shard's rest timers: state keys scored by ends_at
+--   2 log     list: the events as published (Socket.IO packets), in seq order, the last CAP of them
+--   3 due     zset: the shard's rest timers: state keys scored by ends_at
+--   4 sets    hash: set_id -> the set as JSON
+--   5 order   zset: set_id scored by completed_at (ties: by set_id)
+--   6 ops     hash: idempotency memos, "<op>:<id>" -> fingerprint "\n" ack JSON
+--   7 base    hash: exercise_id -> the user's standing records before this workout (JSON)
+--   8 recs    hash: exercise_id -> this workout's records for it (JSON items, no brackets)
+--   9 live    string: the user's live workout id
 --  10 active  zset: the shard's open workouts: state keys scored by a time at or before their
 --                  last activity (the start: the idle reaper reads last_at and moves the score on)
+-- Each key a script gets costs Valkey its parsing and a Lua string, so the scripts every set
+-- runs get only the first ones they use (live_state.py: KEYS_USED): rest_start 3, set_complete 8.
 -- and the same ARGV head: 1 user_id  2 workout_id  3 now (ms)  4 channel  5 log cap
 -- Scripts answer {status, ...}: 'ok' and 'dup' carry the ack JSON; anything else is an error.
 --
@@ -31,8 +33,8 @@ local K = {}  -- the call's keys by name: one table for every call, not a new on
 -- arguments from these.
 local function bind(keys, args)
   KEYS, ARGV = keys, args
-  K.state, K.sets, K.order, K.log, K.ops = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-  K.base, K.recs, K.live, K.due, K.active = KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
+  K.state, K.log, K.due, K.sets, K.order = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+  K.ops, K.base, K.recs, K.live, K.active = KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
   UID, WID, NOW_S, CHANNEL = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
   NOW, CAP = tonumber(NOW_S), tonumber(ARGV[5])
 end
