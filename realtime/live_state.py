@@ -93,7 +93,7 @@ class LiveState:
         self.scripts = library()
 
     async def _call(self, name: str, user_id: str, workout_id: str, *args: object) -> list[Any]:
-        keys = self.keys.workout(user_id, workout_id)[:KEYS_USED.get(name, 10)]
+        keys = self.keys.workout(user_id, workout_id)[:KEYS_USED.get(name)]  # None: all of them
         argv = [user_id, workout_id, now_ms(), self.keys.user_channel(user_id), self.log_cap, *args]
         try:
             return await self.line.run(self.scripts[name], keys, argv)  # type: ignore[no-any-return]
