@@ -318,12 +318,15 @@ def sustained(results: list[dict[str, Any]]) -> dict[str, float | None]:
     return best
 
 
+ROUND = " round "  # "<server> round <n>": a round's label, which median_of_rounds takes apart
+
+
 def median_of_rounds(best: dict[str, float | None]) -> dict[str, float | None]:
     """Per server, the median of its rounds' highest sustained rates (the lower of the two
     middle ones for an even count; a round that sustained none counts below every rate)."""
     rounds: dict[str, list[float | None]] = {}
     for label, rate in best.items():
-        rounds.setdefault(label.split(" round ")[0], []).append(rate)
+        rounds.setdefault(label.split(ROUND)[0], []).append(rate)
     return {server: sorted(rates, key=lambda r: -1.0 if r is None else r)[(len(rates) - 1) // 2]
             for server, rates in rounds.items()}
 
@@ -465,7 +468,7 @@ def main() -> None:
                 runs.append((f"node peer x{args.processes}", stack.node_peer))
             # Round after round the servers take turns, each on fresh processes: the hour's
             # noise then falls on both, and the median of the rounds judges (median_of_rounds).
-            turns = [(label if args.rounds == 1 else f"{label} round {n}", start)
+            turns = [(label if args.rounds == 1 else f"{label}{ROUND}{n}", start)
                      for n in range(1, args.rounds + 1) for label, start in runs]
             for label, start in turns:
                 servers = start(args.processes)
