@@ -1,0 +1,30 @@
+"""The embedded Valkey starts with its malloc tuned, unless the caller tuned it already."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from realtime.embedded import VALKEY_MALLOC, EmbeddedRedis
+
+
+def _tunables(server: EmbeddedRedis) -> str | None:
+    assert server.proc is not None
+    for entry in Path(f"/proc/{server.proc.pid}/environ").read_bytes().split(b"\0"):
+        name, _, value = entry.partition(b"=")
+        if name == b"GLIBC_TUNABLES":
+            return value.decode()
+    return None
+
+
+def test_valkey_gets_a_larger_malloc_cache(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GLIBC_TUNABLES", raising=False)
+    with EmbeddedRedis(workdir / "malloc-valkey", persist=False).start() as server:
+        assert _tunables(server) == VALKEY_MALLOC
+
+
+def test_the_callers_tunables_win(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.tcache_count=7")
+    with EmbeddedRedis(workdir / "malloc-valkey-own", persist=False).start() as server:
+        assert _tunables(server) == "glibc.malloc.tcache_count=7"
