@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import psutil
 import pytest
 
 from realtime.embedded import VALKEY_MALLOC, EmbeddedRedis
@@ -11,11 +12,7 @@ from realtime.embedded import VALKEY_MALLOC, EmbeddedRedis
 
 def _tunables(server: EmbeddedRedis) -> str | None:
     assert server.proc is not None
-    for entry in Path(f"/proc/{server.proc.pid}/environ").read_bytes().split(b"\0"):
-        name, _, value = entry.partition(b"=")
-        if name == b"GLIBC_TUNABLES":
-            return value.decode()
-    return None
+    return psutil.Process(server.proc.pid).environ().get("GLIBC_TUNABLES")
 
 
 def test_valkey_gets_a_larger_malloc_cache(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
