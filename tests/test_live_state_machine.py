@@ -7,6 +7,7 @@ its own event loop, and checks Redis against a model after every step.
 
 from __future__ import annotations
 
+import pytest
 import asyncio
 import uuid
 
@@ -22,6 +23,8 @@ from realtime.lifespan import redis_client
 from realtime.live_state import LiveState
 from realtime.records import number_text
 from realtime.script_line import ScriptLine
+
+pytestmark = pytest.mark.every_redis
 
 EXERCISES = ["bench", "squat", "row"]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import asyncio
 import contextlib
 import time
@@ -13,6 +14,8 @@ from redis.asyncio import Redis
 from realtime.keys import Keys
 
 from .clients import Device, check, error, ok, token
+
+pytestmark = pytest.mark.every_redis
 
 
 def new_id() -> str:

@@ -11,6 +11,8 @@ import pytest
 from .clients import Device, check, ok, token
 from .test_live_workout import new_id
 
+pytestmark = pytest.mark.every_redis
+
 
 @pytest.fixture
 async def two_processes(spawn) -> AsyncIterator[tuple[list, str, Device, Device]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import asyncio
 import uuid
 from datetime import UTC, datetime
@@ -16,6 +17,8 @@ from realtime.settings import Settings
 
 from .clients import check, error, ok
 from .test_live_workout import new_id
+
+pytestmark = pytest.mark.every_redis
 
 
 def records_of(ack: dict) -> dict[str, tuple]:

@@ -19,6 +19,8 @@ from realtime.lifespan import redis_client
 from realtime.live_state import LiveState
 from realtime.script_line import ScriptLine
 
+pytestmark = pytest.mark.every_redis
+
 SETS = st.lists(
     st.tuples(
         st.sampled_from(["bench", "squat"]),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import asyncio
 import time
 import uuid
@@ -15,6 +16,8 @@ from realtime.script_line import ScriptLine
 
 from .clients import Device, check, error, ok, token
 from .test_live_workout import new_id
+
+pytestmark = pytest.mark.every_redis
 
 
 async def start_workout(device) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import asyncio
 import time
 import uuid
@@ -14,6 +15,8 @@ from .clients import Device, check, error, ok, token
 from .conftest import make_settings
 from .servers import in_process
 from .test_live_workout import new_id
+
+pytestmark = pytest.mark.every_redis
 
 
 def presence(entries: list[dict]) -> dict[str, tuple[int, str | None]]:
