@@ -15,14 +15,16 @@ import asyncpg
 # (a retry) inserts nothing, and its sets and records are skipped with it: they
 # join only the workouts this statement inserted. Rows come as parallel arrays;
 # times as epoch milliseconds and ids as text, which costs the caller nothing to make.
+# The plan comes as JSON text: a jsonb[] parameter would take a list of plan items as a
+# second dimension of the array, not as one JSON value.
 STORE_COMPLETED = """
 WITH workout AS (
     INSERT INTO workouts (user_id, id, name, notes, room_id, started_at, completed_at, duration_s,
                           total_volume_kg, set_count, exercise_count, plan)
     SELECT user_id, id, name, notes, room_id, to_timestamp(started_at / 1000.0), to_timestamp(completed_at / 1000.0),
-           duration_s, total_volume_kg, set_count, exercise_count, plan
+           duration_s, total_volume_kg, set_count, exercise_count, plan::jsonb
     FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[], $5::uuid[], $6::int8[], $7::int8[], $8::int[],
-                $9::float8[], $10::int[], $11::int[], $12::jsonb[])
+                $9::float8[], $10::int[], $11::int[], $12::text[])
          AS w(user_id, id, name, notes, room_id, started_at, completed_at, duration_s, total_volume_kg, set_count,
               exercise_count, plan)
     ON CONFLICT (user_id, id) DO NOTHING
@@ -66,7 +68,7 @@ def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
 
 async def store_completed(conn: asyncpg.Connection | asyncpg.Pool, workouts: Sequence[Sequence[Any]],
                           sets: Sequence[Sequence[Any]], records: Sequence[Sequence[Any]]) -> int:
-    """Store completed workouts (rows of WORKOUT_FIELDS, SET_FIELDS, RECORD_FIELDS); how many were new.
+    """Store completed workouts (rows of WORKOUT_FIELDS, SET_FIELDS, RECORD_FIELDS; a plan as JSON text); how many were new.
 
     A record only ever rises: a lower value never replaces a higher one. One
     workout may appear only once per call."""

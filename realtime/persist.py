@@ -50,7 +50,7 @@ def rows_of(user_id: str, w: p.WorkoutSnapshot, notes: str | None) -> Rows:
     workout = (
         user_id, wid, w.name, notes, w.room_id, w.started_at, ended_at, w.stats.duration_s, w.stats.total_volume_kg,
         w.stats.set_count, len({s.exercise_id for s in w.sets}),
-        msgspec.to_builtins(w.plan) if w.plan is not None else None,
+        msgspec.json.encode(w.plan).decode() if w.plan is not None else None,
     )
     sets = [
         (user_id, wid, s.set_id, i, s.exercise_id, s.set_type, s.weight_kg, s.reps, s.duration_s, s.distance_m,

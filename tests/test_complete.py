@@ -9,6 +9,7 @@ import uuid
 from pathlib import Path
 
 import asyncpg
+import httpx
 import msgspec
 
 from realtime import persist
@@ -88,6 +89,24 @@ async def test_complete_stores_once_and_retires(user, database_url: str) -> None
     assert (await ok(phone, "workout:sync", {"workout_id": wid, "since_seq": done.seq - 1}))["events"][0][
         "event"] == "workout:completed"
     await ok(phone, "workout:start", {"workout_id": new_id()})
+
+
+@pytest.mark.parametrize("exercises", [["squat"], ["squat", "bench", "row"]])
+async def test_a_workout_from_a_plan_completes_and_its_history_has_the_plan(
+    user, server: str, exercises: list[str]
+) -> None:
+    uid, phone, _ = user
+    wid = new_id()
+    plan = [{"exercise_id": e, "sets": 3, "reps": 5, "weight_kg": 60.0 + i, "rest_s": 90.0}
+            for i, e in enumerate(exercises)]
+    await ok(phone, "workout:start", {"workout_id": wid, "name": "Planned", "plan": plan})
+    await log_sets(phone, wid, [(e, 60.0 + i, 5) for i, e in enumerate(exercises)])
+    done = check("workout:completed", await ok(phone, "workout:complete", {"workout_id": wid}))
+    assert done.summary.set_count == len(exercises)
+    async with httpx.AsyncClient(base_url=server, headers={"Authorization": f"Bearer {token(uid)}"}) as http:
+        stored = (await http.get(f"/api/v1/workouts/{wid}")).json()
+    assert [{k: v for k, v in item.items() if v is not None} for item in stored["plan"]] == plan
+    assert [s["exercise_id"] for s in stored["sets"]] == exercises
 
 
 async def test_a_heavier_set_in_a_later_workout_beats_the_stored_record(user) -> None:

@@ -81,3 +81,23 @@ def test_badly_named_migration_files_are_refused(tmp_path: Path) -> None:
     (tmp_path / "1_first.sql").write_text("SELECT 1;")
     with pytest.raises(MigrationError, match="NNNN_lowercase_name.sql"):
         discover(tmp_path)
+
+
+async def test_a_one_item_plan_stored_as_an_object_becomes_a_list(empty_database: str, tmp_path: Path) -> None:
+    before = [(v, n, sql) for v, n, sql in discover() if v < 3]
+    for _, name, sql in before:
+        (tmp_path / name).write_text(sql)
+    await migrate_url(empty_database, tmp_path)
+    conn = await asyncpg.connect(empty_database)
+    try:
+        insert = ("INSERT INTO workouts (user_id, id, name, started_at, completed_at, duration_s, total_volume_kg,"
+                  " set_count, exercise_count, plan) VALUES ('u', $1, 'w', now(), now(), 0, 0, 0, 0, $2::jsonb)")
+        one, listed, none = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+        await conn.execute(insert, one, '{"exercise_id": "squat"}')
+        await conn.execute(insert, listed, '[{"exercise_id": "row"}]')
+        await conn.execute(insert, none, None)
+        await migrate_url(empty_database)
+        plans = {r["id"]: r["plan"] for r in await conn.fetch("SELECT id, plan::text FROM workouts")}
+        assert plans == {one: '[{"exercise_id": "squat"}]', listed: '[{"exercise_id": "row"}]', none: None}
+    finally:
+        await conn.close()
