@@ -46,8 +46,8 @@ class TokenVerifier:
         except jwt.InvalidTokenError as exc:
             raise AuthError(f"invalid token: {exc}") from None
         sub = claims["sub"]
-        if not isinstance(sub, str) or not 1 <= len(sub) <= 128:
-            raise AuthError("invalid token: sub must be a string of 1-128 characters")
+        if not isinstance(sub, str) or not 1 <= len(sub) <= 128 or "\x00" in sub:
+            raise AuthError("invalid token: sub must be a string of 1-128 characters, without NUL")
         return Claims(user_id=sub, expires_at=float(claims["exp"]))
 
 

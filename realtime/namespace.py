@@ -29,7 +29,9 @@ from .socket_manager import Manager
 
 log = logging.getLogger("liveset.socket")
 
-_FIELD = re.compile(r" - at `\$\.?([^`]*)`$")
+_AT = re.compile(r" - at `\$\.?([^`]*)`$")
+_NAMED = re.compile(r"(?:unknown|missing required) field `([^`]*)`")
+_NUL = f"Expected `str` matching regex {p.NO_NUL!r}"
 
 
 class Session:
@@ -99,10 +101,12 @@ def _plain_event(data: str | bytes) -> tuple[bytes | None, str, list[Any]] | Non
 
 
 def _invalid(exc: msgspec.ValidationError) -> AppError:
-    message = str(exc)
-    match = _FIELD.search(message)
-    details = {"field": match.group(1)} if match and match.group(1) else None
-    return AppError("invalid_payload", message, details)
+    """invalid_payload with `details.field`: the path msgspec gives, and the field it names when
+    one is unknown or missing (its path is then the object's)."""
+    message = str(exc).replace(_NUL, "Expected text without NUL (\\u0000)")
+    at, named = _AT.search(message), _NAMED.search(message)
+    field = ".".join(m.group(1) for m in (at, named) if m and m.group(1))
+    return AppError("invalid_payload", message, {"field": field} if field else None)
 
 
 class Namespace:
@@ -218,7 +222,12 @@ class Namespace:
 
     async def _expire(self, sid: str) -> None:
         session = self.sessions.get(sid)
-        if session is None or session.expires_at > time.time():
+        if session is None:
+            return
+        if session.expires_at > time.time():
+            # uvloop counts a timer from the start of the loop turn that set it, so it can fire
+            # a little before `exp` by the wall clock: wait for the rest.
+            self._schedule_expiry(session)
             return
         await self.sio.emit("session:expired", p.SessionExpired(reason="token_expired"), to=sid)
         await self.sio.disconnect(sid)

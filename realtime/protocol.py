@@ -14,11 +14,14 @@ from msgspec import UNSET, Meta, Struct, UnsetType
 
 from .errors import ErrorCode
 
-DeviceId = Annotated[str, Meta(min_length=1, max_length=64)]
+# Text that is stored (Postgres refuses NUL in text) or keyed on never holds a NUL: refused here,
+# not found when the workout is stored (namespace.py words msgspec's message for it).
+NO_NUL = "^[^\x00]*$"
+DeviceId = Annotated[str, Meta(min_length=1, max_length=64, pattern=NO_NUL)]
 Token = Annotated[str, Meta(min_length=1, max_length=8192)]
-ExerciseId = Annotated[str, Meta(min_length=1, max_length=64)]
-Name = Annotated[str, Meta(min_length=1, max_length=200)]
-Notes = Annotated[str, Meta(max_length=2000)]
+ExerciseId = Annotated[str, Meta(min_length=1, max_length=64, pattern=NO_NUL)]
+Name = Annotated[str, Meta(min_length=1, max_length=200, pattern=NO_NUL)]
+Notes = Annotated[str, Meta(max_length=2000, pattern=NO_NUL)]
 WeightKg = Annotated[float, Meta(ge=0, le=2000)]
 Reps = Annotated[int, Meta(ge=0, le=10000)]
 DurationS = Annotated[float, Meta(ge=0, le=86400)]
@@ -313,8 +316,8 @@ class SyncReply(Struct, omit_defaults=True):
 
 # ---- group rooms -------------------------------------------------------------
 
-RoomName = Annotated[str, Meta(min_length=1, max_length=100)]
-InviteCode = Annotated[str, Meta(min_length=1, max_length=64)]
+RoomName = Annotated[str, Meta(min_length=1, max_length=100, pattern=NO_NUL)]
+InviteCode = Annotated[str, Meta(min_length=1, max_length=64, pattern=NO_NUL)]
 
 
 class RoomCreate(Struct, forbid_unknown_fields=True):
@@ -336,7 +339,7 @@ class RoomRef(Struct, forbid_unknown_fields=True):
 
 class RoomRemove(Struct, forbid_unknown_fields=True):
     room_id: uuid.UUID
-    user_id: Annotated[str, Meta(min_length=1, max_length=128)]
+    user_id: Annotated[str, Meta(min_length=1, max_length=128, pattern=NO_NUL)]
 
 
 class Room(Struct):

@@ -34,8 +34,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     log_format: Literal["json", "text"] = "json"
     # Prefix of every Redis key and channel; lets several deployments (or tests) share one Redis.
     redis_prefix: str = "ls:"
-    # Largest Socket.IO message accepted; larger ones close the connection (engine.io's own limit).
-    max_message_bytes: int = 64 * 1024
+    # Largest websocket message read at all; a larger one closes the connection (1009). Engine.IO's
+    # own default, so that anything an app may mean to send gets a `too_large` ack it can show.
+    max_message_bytes: int = 1024 * 1024
     # Largest event payload a handler accepts; larger ones get a `too_large` ack.
     max_payload_bytes: int = 16 * 1024
     # Events kept per workout for workout:sync; a device further behind gets a snapshot.
@@ -129,6 +130,7 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         log_format=log_format,  # type: ignore[arg-type]
         redis_prefix=env.get("REDIS_PREFIX", "ls:"),
         max_payload_bytes=_int(env, "MAX_PAYLOAD_BYTES", 16 * 1024, 256, 1024 * 1024),
+        max_message_bytes=_int(env, "MAX_MESSAGE_BYTES", 1024 * 1024, 64 * 1024, 16 * 1024 * 1024),
         workout_log_cap=_int(env, "WORKOUT_LOG_CAP", 1000, 10, 100_000),
         workout_idle_s=_int(env, "WORKOUT_IDLE_TIMEOUT_S", 12 * 3600, 60, 30 * 86400),
         max_queued_packets=_int(env, "MAX_QUEUED_PACKETS", 1000, 10, 1_000_000),

@@ -92,10 +92,34 @@ async def test_wrong_fields_on_real_events_name_the_field(fuzzed, data: st.DataO
         assert await snapshot(device, wid) == before
 
 
-async def test_unknown_fields_are_refused_by_name(fuzzed) -> None:
+async def test_unknown_and_missing_fields_are_named(fuzzed) -> None:
     device, wid, _ = fuzzed
     err = await error(device, "rest:start", {"workout_id": wid, "duration_s": 60, "durationS": 60})
     assert err["code"] == "invalid_payload" and "durationS" in err["message"]
+    assert err["details"] == {"field": "durationS"}
+    err = await error(device, "rest:start", {"workout_id": wid})
+    assert err["code"] == "invalid_payload" and err["details"] == {"field": "duration_s"}
+    err = await error(device, "workout:start", {"workout_id": str(uuid.uuid4()), "plan": [{"exercise": "row"}]})
+    assert err["details"] == {"field": "plan[0].exercise"}
+
+
+@pytest.mark.parametrize(("event", "field"), [
+    ("set:complete", "notes"), ("set:complete", "exercise_id"), ("set:update", "notes"),
+    ("workout:complete", "notes"), ("room:create", "name"),
+])
+async def test_text_with_a_nul_is_refused_and_changes_nothing(fuzzed, event: str, field: str) -> None:
+    # Postgres cannot store a NUL in text: taken, it would block the workout's completion for good.
+    device, wid, sid = fuzzed
+    payload: dict[str, Any] = {
+        "set:complete": {"workout_id": wid, "set_id": str(uuid.uuid4()), "exercise_id": "bench", "reps": 5},
+        "set:update": {"workout_id": wid, "set_id": sid},
+        "workout:complete": {"workout_id": wid},
+        "room:create": {"name": "room"},
+    }[event]
+    before = await snapshot(device, wid)
+    err = await error(device, event, {**payload, field: "a\u0000b"})
+    assert err["code"] == "invalid_payload" and err["details"] == {"field": field} and "NUL" in err["message"]
+    assert await snapshot(device, wid) == before
 
 
 async def test_huge_payloads_are_too_large_and_changes_nothing(fuzzed) -> None:
@@ -108,11 +132,23 @@ async def test_huge_payloads_are_too_large_and_changes_nothing(fuzzed) -> None:
     assert (await ok(device, "time:sync", {}))["server_time"] > 0
 
 
+@pytest.mark.parametrize("size", [70_000, 100_000, 900_000])
+async def test_a_big_event_is_too_large_and_keeps_its_connection(fuzzed, size: int) -> None:
+    # Up to the transport's 1 MB (socket.io's own default), an app that sends a long note
+    # gets an error it can show, not a dropped link.
+    device, wid, _ = fuzzed
+    before = await snapshot(device, wid)
+    err = await error(device, "set:complete", {"workout_id": wid, "set_id": str(uuid.uuid4()),
+                                               "exercise_id": "bench", "notes": "n" * size})
+    assert err["code"] == "too_large"
+    assert device.sio.connected and await snapshot(device, wid) == before
+
+
 async def test_a_message_beyond_the_transport_limit_only_costs_that_connection(fuzzed, fuzz_server: str) -> None:
     device, wid, _ = fuzzed
     other = await Device().connect(fuzz_server, {"token": token("big-sender"), "device_id": "x"})
     await other.wait_for("session:ready")
-    await other.sio.emit("set:complete", {"blob": "b" * 200_000})
+    await other.sio.emit("set:complete", {"blob": "b" * 1_100_000})
     for _ in range(50):
         if not other.sio.connected:
             break

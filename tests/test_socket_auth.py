@@ -70,6 +70,8 @@ async def test_valid_token_gets_session_ready(server: str) -> None:
         ("no device_id", {"token": token("u1")}),
         ("empty device_id", {"token": token("u1"), "device_id": ""}),
         ("long device_id", {"token": token("u1"), "device_id": "d" * 65}),
+        ("NUL in device_id", {"token": token("u1"), "device_id": "a\u0000b"}),
+        ("NUL in sub", {"token": token("u\u00001"), "device_id": "phone"}),
     ],
 )
 async def test_refused_handshakes(server: str, case: str, auth: object) -> None:
@@ -131,6 +133,20 @@ async def test_token_expiry_sends_session_expired_then_disconnects(server: str) 
             break
         await asyncio.sleep(0.1)
     assert not device.sio.connected
+
+
+async def test_every_connection_gets_session_expired_whenever_its_timer_fires(spawn) -> None:
+    # uvloop's timers (the Procfile's loop) count from the time its loop turn began, so one set
+    # in a busy turn fires early by the wall clock: the expiry must then wait again, not give up.
+    # Twenty devices connecting at once make busy turns.
+    server = (await spawn()).url
+    devices = await asyncio.gather(*(
+        Device().connect(server, {"token": token(user(), ttl_s=2), "device_id": "phone"}) for _ in range(20)))
+    try:
+        await asyncio.gather(*(d.wait_for("session:ready") for d in devices))
+        await asyncio.gather(*(d.wait_for("session:expired", timeout=6) for d in devices))
+    finally:
+        await asyncio.gather(*(d.close() for d in devices))
 
 
 async def test_auth_refresh_extends_the_connection(server: str) -> None:
