@@ -86,6 +86,8 @@ ORDER BY completed_at DESC, id DESC
 LIMIT $4
 """
 
+SELECT_EXISTS = "SELECT EXISTS (SELECT 1 FROM workouts WHERE user_id = $1 AND id = $2)"
+
 SELECT_ONE = """
 SELECT id, name, notes, room_id, started_at, completed_at, duration_s, total_volume_kg, set_count, exercise_count,
        plan
@@ -111,6 +113,11 @@ async def page(conn: asyncpg.Connection | asyncpg.Pool, user_id: str, after: tup
     """Completed workouts newest first, after the keyset (completed_at, id) when given."""
     at, wid = after if after else (None, None)
     return await conn.fetch(SELECT_PAGE, user_id, at, wid, limit)
+
+
+async def exists(conn: asyncpg.Connection | asyncpg.Pool, user_id: str, workout_id: UUID) -> bool:
+    """Whether this workout was ever completed (and not deleted)."""
+    return bool(await conn.fetchval(SELECT_EXISTS, user_id, workout_id))
 
 
 async def one(conn: asyncpg.Connection | asyncpg.Pool, user_id: str, workout_id: UUID) -> asyncpg.Record | None:

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 ErrorCode = Literal[
     "invalid_payload", "unauthorized", "forbidden", "not_found", "conflict",
-    "rate_limited", "too_large", "unavailable", "internal",
+    "rate_limited", "too_large", "unavailable", "unstorable", "internal",
 ]
 
 

@@ -32,8 +32,17 @@ log = logging.getLogger("liveset.persist")
 _DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
 
 
+# What Postgres refuses for the data itself (a value out of its range, a constraint): the same
+# statement would fail again, so the workout must not be offered as "retry".
+_PERMANENT = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError)
+
+
 class _NotStored(Exception):
     """Postgres refused before the commit: nothing was written."""
+
+    def __init__(self, exc: BaseException) -> None:
+        super().__init__(str(exc))
+        self.permanent = isinstance(exc, _PERMANENT)
 
 
 class Rows(msgspec.Struct, frozen=True):
@@ -108,7 +117,7 @@ class Writer:
             outcome: list[BaseException | None] = [None] * len(batch)
         except asyncpg.PostgresError as exc:
             if len(batch) == 1:
-                outcome = [_NotStored(str(exc))]
+                outcome = [_NotStored(exc)]
             else:
                 outcome = []
                 for rows, _ in batch:
@@ -116,7 +125,7 @@ class Writer:
                         await self._statement([rows])
                         outcome.append(None)
                     except asyncpg.PostgresError as one:
-                        outcome.append(_NotStored(str(one)))
+                        outcome.append(_NotStored(one))
                     except _DB_ERRORS as one:
                         outcome.append(one)
         except _NotStored as exc:
@@ -138,7 +147,7 @@ class Writer:
         try:
             conn = await self.pool.acquire()
         except _DB_ERRORS as exc:
-            raise _NotStored(str(exc)) from exc
+            raise _NotStored(exc) from exc
         try:
             await db_workouts.store_completed(
                 conn, [r.workout for r in batch], [s for r in batch for s in r.sets],
@@ -163,6 +172,9 @@ async def complete(
     except _NotStored as exc:
         log.warning("could not store a completed workout; it stays live", extra={"error": str(exc)})
         await live.complete_abort(user_id, wid)
+        if exc.permanent:
+            raise AppError("unstorable", "the workout holds something that cannot be stored; it is still live: "
+                           "edit or delete what the reason names, or discard it", {"reason": str(exc)}) from None
         raise AppError("unavailable", "the workout could not be stored; it is still live, retry") from None
     except _DB_ERRORS as exc:
         log.warning("storing a completed workout had an unknown outcome", extra={"error": str(exc)})

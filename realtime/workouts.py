@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import logging
 from typing import TYPE_CHECKING
+from uuid import UUID
 
 import msgspec
-from asyncpg import PostgresError
+from asyncpg import InterfaceError, PostgresError
 
 from db import records as db_records
 from db import rooms as db_rooms
+from db import workouts as db_workouts
 
 from . import persist
 from . import protocol as p
@@ -75,6 +77,7 @@ class WorkoutHandlers:
 
     async def start(self, session: Session, payload: p.WorkoutStart) -> msgspec.Raw:
         runtime = self.services.runtime
+        await self._never_completed(session.user_id, payload.workout_id)
         if payload.room_id is not None:
             try:
                 member = await db_rooms.is_member(runtime.db, payload.room_id, session.user_id)
@@ -87,6 +90,18 @@ class WorkoutHandlers:
             await self.rooms.set_workout(session.user_id, str(payload.room_id), str(payload.workout_id))
         await self._preload_planned_records(session.user_id, payload)
         return ack
+
+    async def _never_completed(self, user_id: str, workout_id: UUID) -> None:
+        """A completed workout's id is refused for good: the live state forgets an ended workout
+        after a day, so a device replaying its offline start later would otherwise get a new live
+        workout whose completion finds the stored one and stores nothing of it."""
+        try:
+            completed = await db_workouts.exists(self.services.runtime.db, user_id, workout_id)
+        except (PostgresError, InterfaceError, OSError, TimeoutError):
+            raise AppError("unavailable", "workout history is unreachable; retry") from None
+        if completed:
+            raise AppError("conflict", "this workout was completed; start a new one with a new workout_id",
+                           {"workout_id": str(workout_id), "status": "completed"})
 
     async def _preload_planned_records(self, user_id: str, payload: p.WorkoutStart) -> None:
         """The planned exercises' standing records in one query, so that no set waits for them.

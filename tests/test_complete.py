@@ -109,6 +109,57 @@ async def test_a_workout_from_a_plan_completes_and_its_history_has_the_plan(
     assert [s["exercise_id"] for s in stored["sets"]] == exercises
 
 
+async def test_a_completed_workout_id_stays_refused_after_the_live_state_forgot_it(
+    user, settings, redis_url: str, database_url: str
+) -> None:
+    # A device replays its offline start and sets after the ended workout's keys expired (a day):
+    # the replay must be refused, not acked into a new live workout whose sets are never stored.
+    uid, phone, watch = user
+    wid = new_id()
+    await ok(phone, "workout:start", {"workout_id": wid, "name": "Legs"})
+    (kept,) = await log_sets(phone, wid, [("squat", 100, 5)])
+    await ok(phone, "workout:complete", {"workout_id": wid})
+    redis = redis_client(redis_url)
+    try:
+        keys = Keys(settings.redis_prefix)
+        await redis.delete(*keys.workout(uid, wid)[:2], *keys.workout(uid, wid)[3:9])  # as their expiry would
+    finally:
+        await redis.aclose()
+    err = await error(watch, "workout:start", {"workout_id": wid, "name": "Legs"})
+    assert err["code"] == "conflict" and err["details"] == {"workout_id": wid, "status": "completed"}
+    assert (await error(watch, "set:complete", {"workout_id": wid, "set_id": new_id(), "exercise_id": "squat",
+                                                "weight_kg": 105, "reps": 5}))["code"] == "not_found"
+    stored = await rows(database_url, "SELECT id FROM workout_sets WHERE user_id = $1", uid)
+    assert [str(r["id"]) for r in stored] == [kept]
+    await ok(watch, "workout:start", {"workout_id": new_id()})  # a new id starts as ever
+
+
+async def test_a_workout_postgres_cannot_store_says_so_and_stays_live_with_its_data(
+    user, settings, redis_url: str, database_url: str
+) -> None:
+    # A set with a NUL in its note, as a version before the edge refused them took it: no retry
+    # can store it, so the ack must say so (not "unavailable, retry") and keep the workout.
+    uid, phone, _ = user
+    wid = new_id()
+    await ok(phone, "workout:start", {"workout_id": wid})
+    sid, other = await log_sets(phone, wid, [("dip", 20, 8), ("dip", 25, 6)])
+    redis = redis_client(redis_url)
+    try:
+        sets_key = Keys(settings.redis_prefix).workout(uid, wid)[3]
+        stored = msgspec.json.decode(await redis.hget(sets_key, sid))
+        await redis.hset(sets_key, sid, msgspec.json.encode({**stored, "notes": "a\u0000b"}))
+    finally:
+        await redis.aclose()
+    for _ in range(2):
+        err = await error(phone, "workout:complete", {"workout_id": wid})
+        assert err["code"] == "unstorable" and "0x00" in err["details"]["reason"], err
+    await ok(phone, "set:update", {"workout_id": wid, "set_id": sid, "notes": "fixed"})
+    done = check("workout:completed", await ok(phone, "workout:complete", {"workout_id": wid}))
+    assert done.summary.set_count == 2
+    notes = await rows(database_url, "SELECT id, notes FROM workout_sets WHERE user_id = $1 ORDER BY position", uid)
+    assert [(str(r["id"]), r["notes"]) for r in notes] == [(sid, "fixed"), (other, None)]
+
+
 async def test_a_heavier_set_in_a_later_workout_beats_the_stored_record(user) -> None:
     _, phone, watch = user
     first = new_id()
