@@ -349,7 +349,7 @@ class Room(Struct):
     owner_id: str
 
 
-class RoomCreated(Struct):
+class InviteRotated(Struct):
     room: Room
 
 
@@ -397,10 +397,10 @@ CLIENT_EVENTS: dict[str, tuple[type[Struct], type[Struct]]] = {
     "rest:adjust": (RestAdjust, RestTimer),
     "rest:skip": (WorkoutRef, RestTimer),
     "workout:sync": (WorkoutSync, SyncReply),
-    "room:create": (RoomCreate, RoomCreated),
+    "room:create": (RoomCreate, RoomJoined),
     "room:join": (RoomJoin, RoomJoined),
     "room:leave": (RoomRef, RoomLeft),
-    "room:rotate_invite": (RoomRef, RoomCreated),
+    "room:rotate_invite": (RoomRef, InviteRotated),
     "room:remove": (RoomRemove, RoomLeft),
     "time:sync": (TimeSyncRequest, TimeSyncReply),
     "auth:refresh": (AuthRefresh, AuthRefreshed),

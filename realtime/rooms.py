@@ -202,11 +202,11 @@ class RoomHandlers:
             raise AppError("forbidden", f"only the room's owner can {action}")
         return row
 
-    async def rotate_invite(self, session: Session, payload: p.RoomRef) -> p.RoomCreated:
+    async def rotate_invite(self, session: Session, payload: p.RoomRef) -> p.InviteRotated:
         db = self.services.runtime.db
         row = await self._owned(session, payload.room_id, "change its invite code")
         code = await db_rooms.rotate_code(db, payload.room_id, session.user_id, new_invite_code())
-        return p.RoomCreated(room=p.Room(room_id=str(row["id"]), name=row["name"], invite_code=code or "",
+        return p.InviteRotated(room=p.Room(room_id=str(row["id"]), name=row["name"], invite_code=code or "",
                                          owner_id=row["owner_id"]))
 
     async def remove(self, session: Session, payload: p.RoomRemove) -> p.RoomLeft:

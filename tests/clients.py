@@ -94,14 +94,29 @@ class Device:
         await self.sio.disconnect()
 
 
+def conforms(data: Any, struct: type[msgspec.Struct]) -> Any:
+    """`data` decoded strictly with `struct`, after checking it has no field the Struct (and so
+    docs/protocol.md) does not name, and every field it requires."""
+    assert isinstance(data, dict), data
+    fields = msgspec.structs.fields(struct)
+    names = {f.encode_name for f in fields}
+    assert set(data) <= names, f"{struct.__name__} has no {sorted(set(data) - names)}: {data}"
+    missing = {f.encode_name for f in fields if f.required} - set(data)
+    assert not missing, f"{struct.__name__} needs {sorted(missing)}: {data}"
+    return msgspec.convert(data, struct, strict=True)
+
+
 def check(event: str, data: Any) -> Any:
     """Decode a server event strictly with its protocol Struct: the shape is what docs/protocol.md says."""
-    return msgspec.convert(data, protocol.SERVER_EVENTS[event], strict=True)
+    return conforms(data, protocol.SERVER_EVENTS[event])
 
 
 async def ok(device: Device, event: str, payload: Any) -> Any:
+    """The data of a successful ack, which has the shape the protocol gives the event's reply."""
     ack = await device.emit(event, payload)
     assert ack["ok"] is True, f"{event} {payload} -> {ack}"
+    if event in protocol.CLIENT_EVENTS:
+        conforms(ack["data"], protocol.CLIENT_EVENTS[event][1])
     return ack["data"]
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from realtime import protocol, schema_doc
 
 from .servers import ROOT
@@ -18,3 +20,10 @@ def test_every_event_in_the_tables_is_documented() -> None:
     document = (ROOT / "docs" / "protocol.md").read_text()
     for event in [*protocol.CLIENT_EVENTS, *protocol.SERVER_EVENTS]:
         assert f"`{event}`" in document
+
+
+def test_every_type_a_schema_refers_to_is_rendered() -> None:
+    document = (ROOT / "docs" / "protocol.md").read_text()
+    referred = set(re.findall(r'"#/\$defs/(\w+)"', document))
+    assert referred and all(f"#### `{name}`" in document for name in referred), sorted(
+        name for name in referred if f"#### `{name}`" not in document)
