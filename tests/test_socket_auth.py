@@ -14,7 +14,7 @@ import jwt
 import pytest
 import socketio
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from .clients import Device, token
 from .conftest import make_settings
@@ -111,6 +111,23 @@ async def test_rs256_refuses_hs256_signed_with_the_public_key(redis_url: str, da
         await device.close()
         # The classic algorithm-confusion forgery: HMAC keyed with the public key.
         await refused(url, {"token": _hs256_signed_with(claims, public_pem), "device_id": "watch"})
+
+
+async def test_es256_accepts_its_key_and_refuses_another(redis_url: str, database_url: str) -> None:
+    private, stranger = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    public_pem = private.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode()
+    settings = make_settings(redis_url, database_url, jwt_algorithm="ES256", jwt_key=public_pem)
+    claims = {"sub": "u1", "exp": int(time.time()) + 60}
+    async with in_process(settings) as url:
+        device = await Device().connect(url, {"token": jwt.encode(claims, private, algorithm="ES256"),
+                                              "device_id": "watch"})
+        (ready,) = await device.wait_for("session:ready")
+        assert ready["user_id"] == "u1"
+        await device.close()
+        await refused(url, {"token": jwt.encode(claims, stranger, algorithm="ES256"), "device_id": "watch"})
+        await refused(url, {"token": token("u1"), "device_id": "watch"})  # HS256 with the test secret
 
 
 def _hs256_signed_with(claims: dict, key: str) -> str:

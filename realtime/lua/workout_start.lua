@@ -10,7 +10,7 @@ if redis.call('EXISTS', K.state) == 1 then
   return {'conflict', 'this workout_id was already used', WID}
 end
 local live = redis.call('GET', K.live)
-if live then return {'conflict', 'another workout is live', live} end
+if live then return {'conflict', 'another workout is live (details.workout_id): complete or discard it first', live} end
 redis.call('HSET', K.state, 'user_id', UID, 'workout_id', WID, 'status', 'live', 'name', ARGV[7], 'plan', ARGV[8], 'room', ARGV[9],
   'started_at', NOW_S, 'paused_at', '', 'paused_ms', 0, 'seq', 1, 'set_count', 0, 'volume', 0,
   'rpe_sum', 0, 'rpe_n', 0, 'last_at', NOW_S, 'rest_status', '')
