@@ -185,7 +185,6 @@ class EmbeddedPostgres(_Server):
         user = self._user()
         if user:
             shutil.chown(cluster, user["user"], user["group"])  # type: ignore[arg-type]
-            _let_others_traverse(cluster.parent)
         result = subprocess.run(
             [self._bin("initdb"), "-D", str(cluster), "-U", "postgres", "--auth=trust", "-E", "UTF8",
              "--locale=C", *([] if self.durable else ["--no-sync"])],
@@ -196,6 +195,12 @@ class EmbeddedPostgres(_Server):
 
     def start(self) -> EmbeddedPostgres:
         cluster = self.data_dir / "pgdata"
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self._user():
+            # `nobody` must reach both the binaries (inside the venv, perhaps in a folder only
+            # root may enter, such as /root or one made by mktemp) and the cluster.
+            _let_others_traverse(Path(self._bin("postgres")).parent)
+            _let_others_traverse(self.data_dir)
         if not (cluster / "PG_VERSION").exists():
             self._initdb(cluster)
         log = self.data_dir / "postgres.log"

@@ -8,6 +8,7 @@ must not be what it uses.
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import os
 import re
@@ -48,7 +49,11 @@ def clone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
         cwd=ROOT, capture_output=True, check=True,
     ).stdout.decode().split("\0")
-    target = tmp_path_factory.mktemp("clone") / "liveset"
+    # In a folder only its owner may enter, as /root or one made by mktemp -d: as root, the
+    # embedded PostgreSQL runs as `nobody`, which must still reach the venv's binaries.
+    private = tmp_path_factory.mktemp("clone")
+    private.chmod(0o700)
+    target = private / "liveset"
     for name in filter(None, files):
         source = ROOT / name
         if source.is_file():
@@ -56,6 +61,20 @@ def clone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
             shutil.copy2(source, target / name)
     yield target
     shutil.rmtree(target, ignore_errors=True)
+
+
+def run_readme_example(clone: Path, port: int, token: str) -> dict:
+    """The README's Python client example, as written but for the port and the token; the
+    workout it stored, as the last line it prints."""
+    readme = (clone / "README.md").read_text()
+    code = re.search(r"Connect with that token.*?```python\n(.*?)```", readme, re.DOTALL).group(1)  # type: ignore[union-attr]
+    code = code.replace('"<token>"', repr(token)).replace("127.0.0.1:8000", f"127.0.0.1:{port}")
+    result = subprocess.run([str(clone / ".venv" / "bin" / "python"), "-c", code], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "error:" not in result.stdout, result.stdout
+    assert result.stdout.count("event: rest:timer") == 6 and "event: workout:completed" in result.stdout, result.stdout
+    return ast.literal_eval(result.stdout.strip().splitlines()[-1])
 
 
 def user_env(port: int) -> dict[str, str]:
@@ -105,6 +124,16 @@ class Run:
         return "".join(self.output)
 
 
+def test_test_command_runs_in_the_clone(clone: Path) -> None:
+    # The whole suite would run this test again inside the clone; one module proves the bootstrap.
+    command = [*readme_command("tests"), "tests/test_health.py", "-q", "-p", "no:cacheprovider"]
+    env = {**user_env(free_port()), "LIVESET_INSIDE_FRESH_CLONE": "1"}
+    result = subprocess.run(command, cwd=clone, env=env, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert re.search(r"\d+ passed", result.stdout), result.stdout
+    assert processes_under(clone) == []
+
+
 async def test_run_command_serves_on_embedded_servers_and_stops_clean(clone: Path) -> None:
     port = free_port()
     first = Run(clone, port)
@@ -130,6 +159,11 @@ async def test_run_command_serves_on_embedded_servers_and_stops_clean(clone: Pat
         (ready,) = await device.wait_for("session:ready")
         assert ready["user_id"] == "demo"
         await device.close()
+        for _ in range(2):  # twice: a second run must not trip over the first one's workout
+            history = await asyncio.to_thread(run_readme_example, clone, port, token)
+            assert history["set_count"] == 3 and history["notes"] == "felt strong"
+            assert [s["exercise_id"] for s in history["sets"]] == ["bench", "bench", "dips"]
+            assert [item["exercise_id"] for item in history["plan"]] == ["bench", "dips"]
         redis.Redis.from_url(redis_url).set("fresh-clone-check", "kept")
     finally:
         printed = first.interrupt()
@@ -145,14 +179,4 @@ async def test_run_command_serves_on_embedded_servers_and_stops_clean(clone: Pat
         assert redis.Redis.from_url(redis_url).get("fresh-clone-check") == b"kept"
     finally:
         second.interrupt()
-    assert processes_under(clone) == []
-
-
-def test_test_command_runs_in_the_clone(clone: Path) -> None:
-    # The whole suite would run this test again inside the clone; one module proves the bootstrap.
-    command = [*readme_command("tests"), "tests/test_health.py", "-q", "-p", "no:cacheprovider"]
-    env = {**user_env(free_port()), "LIVESET_INSIDE_FRESH_CLONE": "1"}
-    result = subprocess.run(command, cwd=clone, env=env, capture_output=True, text=True, timeout=900)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert re.search(r"\d+ passed", result.stdout), result.stdout
     assert processes_under(clone) == []
