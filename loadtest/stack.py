@@ -1,8 +1,8 @@
 """The servers under test, started the way `liveset dev` starts them, pinned to given cores.
 
 liveset: N processes from the Procfile's `web:` line, sharing one embedded Valkey
-and PostgreSQL. The Node reference peer (../shared/peers/node): copied to a
-temporary folder (shared/ is read-only), `npm install`ed there, run with the
+and PostgreSQL. The Node reference peer (loadtest/peers/node): copied to a
+temporary folder (its node_modules stay out of the repository), `npm install`ed there, run with the
 same Redis and JWT secret.
 """
 
@@ -22,7 +22,7 @@ import httpx
 from realtime.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
-NODE_PEER = ROOT.parent / "shared" / "peers" / "node"
+NODE_PEER = ROOT / "loadtest" / "peers" / "node"
 SECRET = "loadtest-secret-" + "z" * 48
 
 
