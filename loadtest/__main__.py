@@ -337,20 +337,21 @@ def versus_peer(best: dict[str, float | None], rates: list[float]) -> str | None
     than the lowest, so the ratio is then only a bound."""
     if len(best) < 2:
         return None
-    peer = next((rate for server, rate in best.items() if server.startswith("node peer")), None)
+    name, peer = next((server.split(" x")[0], rate) for server, rate in best.items()
+                      if not server.startswith("liveset"))
     ours = next((rate for server, rate in best.items() if server.startswith("liveset")), None)
     top, lowest = max(rates), min(rates)
-    target = "(scenario 3's target: 1.5 x)"
+    target, head = "(scenario 3's target: 1.5 x)", f"liveset / {name}:"
     if peer is None and ours is None:
-        return f"liveset / node peer: unknown, neither sustained the lowest rate tried ({lowest:g}/s): try lower rates"
+        return f"{head} unknown, neither sustained the lowest rate tried ({lowest:g}/s): try lower rates"
     if peer is None:
-        return f"liveset / node peer: > {ours / lowest:.2f} x, the peer sustained none of the rates tried {target}"
+        return f"{head} > {ours / lowest:.2f} x, the peer sustained none of the rates tried {target}"
     if ours is None:
-        return f"liveset / node peer: < {lowest / peer:.2f} x, liveset sustained none of the rates tried {target}"
+        return f"{head} < {lowest / peer:.2f} x, liveset sustained none of the rates tried {target}"
     if ours == top and peer == top:
-        return f"liveset / node peer: unknown, both sustained the highest rate tried ({top:g}/s): try higher rates"
+        return f"{head} unknown, both sustained the highest rate tried ({top:g}/s): try higher rates"
     bound = ">= " if ours == top else "<= " if peer == top else ""
-    return f"liveset / node peer: {bound}{ours / peer:.2f} x {target}"
+    return f"{head} {bound}{ours / peer:.2f} x {target}"
 
 
 def table(results: list[dict[str, Any]]) -> str:
@@ -419,7 +420,9 @@ def main() -> None:
     parser.add_argument("--rooms", type=float, default=0.0, metavar="SHARE",
                         help="this share of the users trains together in group rooms (sets reach the room too)")
     parser.add_argument("--room-size", type=int, default=5, help="users per group room")
-    parser.add_argument("--compare", choices=["node"], help="run the same load against the Node peer too")
+    parser.add_argument("--compare", choices=["node", "pysio"],
+                        help="run the same load against a reference peer too (loadtest/peers): the Node.js "
+                             "socket.io server, or a plain python-socketio one with its AsyncRedisManager")
     parser.add_argument("--rounds", type=int, default=1,
                         help="run every server's rates this many times, taking turns; the median of the rounds' "
                              "highest sustained rates is reported")
@@ -448,7 +451,7 @@ def main() -> None:
         parser.error("--kill-at needs --processes 2 or more, one --rate, and no --target or --compare")
 
     if args.rooms and args.compare:
-        parser.error("--rooms cannot be compared: the Node peer has no group rooms")
+        parser.error("--rooms cannot be compared: the reference peers have no group rooms")
     if not 0 <= args.rooms <= 1 or args.room_size < 2:
         parser.error("--rooms is a share (0 to 1) and --room-size at least 2")
     if args.rounds < 1 or (args.rounds > 1 and args.target):
@@ -464,8 +467,8 @@ def main() -> None:
     else:
         with Stack(_cpus(args.server_cpus), _cpus(args.backend_cpus)) as stack:
             runs = [(f"liveset x{args.processes}", stack.liveset)]
-            if args.compare == "node":
-                runs.append((f"node peer x{args.processes}", stack.node_peer))
+            if args.compare:
+                runs.append((f"{args.compare} peer x{args.processes}", stack.peer(args.compare)))
             # Round after round the servers take turns, each on fresh processes: the hour's
             # noise then falls on both, and the median of the rounds judges (median_of_rounds).
             turns = [(label if args.rounds == 1 else f"{label}{ROUND}{n}", start)

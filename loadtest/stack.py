@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -22,7 +23,8 @@ import httpx
 from realtime.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
-NODE_PEER = ROOT / "loadtest" / "peers" / "node"
+PEERS = ROOT / "loadtest" / "peers"
+NODE_PEER, PEER_LUA = PEERS / "node", PEERS / "lua"
 SECRET = "loadtest-secret-" + "z" * 48
 
 
@@ -80,35 +82,37 @@ class Stack:
 
     def liveset(self, processes: int) -> list[tuple[str, int]]:
         """Start liveset web processes; returns (url, pid) of each."""
-        started = []
-        for _ in range(processes):
-            port = free_port()
-            env = {**os.environ, "PORT": str(port), "REDIS_URL": self.redis.url, "DATABASE_URL": self.database_url,
-                   "JWT_SECRET": SECRET, "LOG_LEVEL": "WARNING", "RATE_LIMIT_PER_S": "1000",
-                   "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-            log = self.dir / f"liveset-{port}.log"
-            with open(log, "ab") as out:
-                proc = subprocess.Popen(_pinned(["bash", "-c", "exec " + _procfile_web()], self.cpus), cwd=ROOT,
-                                        env=env, stdout=out, stderr=subprocess.STDOUT)
-            self.procs.append(proc)
-            url = f"http://127.0.0.1:{port}"
-            _wait_healthy(url, proc, log)
-            started.append((url, proc.pid))
-        return started
+        env = {"DATABASE_URL": self.database_url, "LOG_LEVEL": "WARNING", "RATE_LIMIT_PER_S": "1000",
+               "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+        return self._start(processes, "liveset", ["bash", "-c", "exec " + _procfile_web()], ROOT, env)
+
+    def peer(self, name: str) -> Callable[[int], list[tuple[str, int]]]:
+        return {"node": self.node_peer, "pysio": self.pysio_peer}[name]
+
+    def pysio_peer(self, processes: int) -> list[tuple[str, int]]:
+        """Start the plain python-socketio peer's processes (AsyncRedisManager joins them)."""
+        return self._start(processes, "pysio-peer", [sys.executable, "-m", "loadtest.peers.pysio"], ROOT)
 
     def node_peer(self, processes: int) -> list[tuple[str, int]]:
         """Start the Node peer's processes (its Redis adapter joins them); returns (url, pid) of each."""
         peer = self.dir / "node-peer"
         if not peer.exists():  # once per stack: later rounds (--rounds) start it again
             shutil.copytree(NODE_PEER, peer)
+            shutil.copytree(PEER_LUA, self.dir / "lua")  # beside it, where server.js looks
             subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--silent"], cwd=peer, check=True)
+        return self._start(processes, "node-peer", ["node", "server.js"], peer)
+
+    def _start(self, processes: int, name: str, command: list[str], cwd: Path,
+               extra_env: dict[str, str] | None = None) -> list[tuple[str, int]]:
+        """Start `processes` of a server on free ports, on our Redis with our JWT secret; (url, pid) of each."""
         started = []
         for _ in range(processes):
             port = free_port()
-            log = self.dir / f"node-peer-{port}.log"
-            env = {**os.environ, "PORT": str(port), "REDIS_URL": self.redis.url, "JWT_SECRET": SECRET}
+            log = self.dir / f"{name}-{port}.log"
+            env = {**os.environ, "PORT": str(port), "REDIS_URL": self.redis.url, "JWT_SECRET": SECRET,
+                   **(extra_env or {})}
             with open(log, "ab") as out:
-                proc = subprocess.Popen(_pinned(["node", "server.js"], self.cpus), cwd=peer, env=env, stdout=out,
+                proc = subprocess.Popen(_pinned(command, self.cpus), cwd=cwd, env=env, stdout=out,
                                         stderr=subprocess.STDOUT)
             self.procs.append(proc)
             url = f"http://127.0.0.1:{port}"

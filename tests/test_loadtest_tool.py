@@ -137,11 +137,12 @@ def test_rounds_take_turns_and_the_median_of_each_servers_rounds_judges() -> Non
     assert "median of 2 rounds, liveset x1: 8.0" in result.stdout
 
 
-def test_the_node_peer_serves_the_same_load_in_every_round() -> None:
-    # The peer is in the repository (loadtest/peers/node) and npm-installed by the tool itself.
+@pytest.mark.parametrize("peer_name", ["node", "pysio"])
+def test_each_reference_peer_serves_the_same_load_in_every_round(peer_name: str) -> None:
+    # The peers are in the repository (loadtest/peers); the Node one is npm-installed by the tool itself.
     assert (NODE_PEER / "server.js").exists()
     result = subprocess.run([sys.executable, "-m", "loadtest", "--workers", "1", "--users", "10", "--rate", "10",
-                             "--rest", "0.5", "--duration", "3", "--compare", "node", "--rounds", "2",
+                             "--rest", "0.5", "--duration", "3", "--compare", peer_name, "--rounds", "2",
                              "--label", "peer"], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     *_, chart_line, results_line = result.stdout.strip().splitlines()
@@ -151,7 +152,7 @@ def test_the_node_peer_serves_the_same_load_in_every_round() -> None:
     finally:
         path.unlink()
         chart.unlink(missing_ok=True)
-    peer = [r for r in runs if r["label"].startswith("node peer")]
+    peer = [r for r in runs if r["label"].startswith(f"{peer_name} peer")]
     assert len(peer) == 2 and len(runs) == 4
     for run in peer:  # measured as liveset is: every set synced, every timer fired, nothing lost
         assert run["errors"] == {} and run["gaps"] == 0 and run["duplicates"] == 0, run["label"]

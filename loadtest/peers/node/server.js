@@ -1,5 +1,5 @@
 // The stack a team would otherwise pick, for the load test's --compare node: Node.js, socket.io 4
-// with @socket.io/redis-adapter, node-redis, the live state in Redis through Lua (lua/), and rest
+// with @socket.io/redis-adapter, node-redis, the live state in Redis through Lua (../lua), and rest
 // timers as in-process setTimeout. It speaks the benchmark subset of docs/protocol.md: the
 // handshake {token, device_id} (an HS256 JWT), session:ready, workout:start, set:complete ->
 // set:completed to every device of the user with a per-workout seq, rest:start -> rest:timer
@@ -20,12 +20,14 @@ const { createClient, defineScript } = require('redis');
 
 const PORT = Number(process.env.PORT || 3100);
 const SECRET = process.env.JWT_SECRET;
+// The Lua the peers share (loadtest/peers/lua), beside this folder or where LUA_DIR says.
+const LUA_DIR = process.env.LUA_DIR || path.join(__dirname, '..', 'lua');
 if (!SECRET) throw new Error('JWT_SECRET is required');
 
 function script(name, keys) {
   return defineScript({
     NUMBER_OF_KEYS: keys,
-    SCRIPT: fs.readFileSync(path.join(__dirname, 'lua', `${name}.lua`), 'utf8'),
+    SCRIPT: fs.readFileSync(path.join(LUA_DIR, `${name}.lua`), 'utf8'),
     transformArguments: (...args) => args.map(String),
     transformReply: (reply) => reply,
   });
