@@ -9,6 +9,7 @@ is answered with exactly one ack, whatever happens inside.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 import time
@@ -31,7 +32,7 @@ log = logging.getLogger("liveset.socket")
 
 _AT = re.compile(r" - at `\$\.?([^`]*)`$")
 _NAMED = re.compile(r"(?:unknown|missing required) field `([^`]*)`")
-_NUL = f"Expected `str` matching regex {p.NO_NUL!r}"
+_NUL = f"Expected `str` matching regex {p.TEXT!r}"
 
 
 class Session:
@@ -69,6 +70,26 @@ class Route(NamedTuple):
     handler: Handler
 
 
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def decode_json(data: str | bytes) -> Any:
+    """JSON as a client sent it. msgspec refuses a lone UTF-16 surrogate (`"\\ud83d"`, half an
+    emoji), which JavaScript's JSON.stringify writes: the standard library takes it, so that the
+    event is answered, and the text rules of protocol.py then refuse it by field. NaN and
+    Infinity stay refused. Raises ValueError for what is not JSON."""
+    try:
+        return msgspec.json.decode(data)
+    except msgspec.DecodeError:
+        return json.loads(data, parse_constant=_refuse_constant)
+
+
+def _printable(text: str) -> str:
+    """Text that can be encoded back to a client (lone surrogates escaped)."""
+    return text.encode("utf-8", "backslashreplace").decode()
+
+
 class _MsgspecJson:
     """python-socketio's pluggable JSON module, backed by msgspec (Structs encode natively)."""
 
@@ -78,11 +99,15 @@ class _MsgspecJson:
 
     @staticmethod
     def loads(data: str | bytes, **_: Any) -> Any:
-        return msgspec.json.decode(data)
+        return decode_json(data)
+
+
+_NOT_JSON = ""  # the name _plain_event gives an event whose body is not JSON: it is answered as such
 
 
 def _plain_event(data: str | bytes) -> tuple[bytes | None, str, list[Any]] | None:
-    """(ack id, name, arguments) of `2[<id>]["name", ...]`, or None for anything else."""
+    """(ack id, name, arguments) of `2[<id>]["name", ...]` (name _NOT_JSON when the rest does not
+    parse), or None for anything else."""
     if type(data) is not str or data[:1] != "2":
         return None
     start = data.find("[")
@@ -92,10 +117,10 @@ def _plain_event(data: str | bytes) -> tuple[bytes | None, str, list[Any]] | Non
     if ack_id and not (ack_id.isdigit() and len(ack_id) <= 100):
         return None  # a namespace, an attachment count, or an id python-socketio refuses
     try:
-        body = msgspec.json.decode(data[start:])
-    except msgspec.DecodeError:
-        return None
-    if type(body) is not list or not body or type(body[0]) is not str:
+        body = decode_json(data[start:])
+    except ValueError:
+        return (ack_id.encode(), _NOT_JSON, []) if ack_id else None
+    if type(body) is not list or not body or type(body[0]) is not str or not body[0]:
         return None
     return (ack_id.encode() if ack_id else None), body[0], body[1:]
 
@@ -103,7 +128,7 @@ def _plain_event(data: str | bytes) -> tuple[bytes | None, str, list[Any]] | Non
 def _invalid(exc: msgspec.ValidationError) -> AppError:
     """invalid_payload with `details.field`: the path msgspec gives, and the field it names when
     one is unknown or missing (its path is then the object's)."""
-    message = str(exc).replace(_NUL, "Expected text without NUL (\\u0000)")
+    message = _printable(str(exc).replace(_NUL, "Expected text without NUL (\\u0000) or a lone surrogate"))
     at, named = _AT.search(message), _NAMED.search(message)
     field = ".".join(m.group(1) for m in (at, named) if m and m.group(1))
     return AppError("invalid_payload", message, {"field": field} if field else None)
@@ -248,7 +273,11 @@ class Namespace:
             manager = self.sio.manager
             sid = manager.sid_from_eio_sid(eio_sid, "/")
             if sid is not None and manager.is_connected(sid, "/") and name not in self.sio.handlers["/"]:
-                reply = await self._dispatch(name, sid, *args)
+                if name == _NOT_JSON:
+                    reply: p.OkAck | p.ErrorAck = p.ErrorAck(error=p.ErrorBody(
+                        code="invalid_payload", message="the event is not valid JSON (NaN and Infinity are not)"))
+                else:
+                    reply = await self._dispatch(name, sid, *args)
                 return None if ack_id is None else b"43" + ack_id + p.json_encoder.encode([reply])
         await self.sio.eio.handlers["message"](eio_sid, data)  # python-socketio's own handler
         return None
@@ -268,7 +297,8 @@ class Namespace:
                 raise AppError("rate_limited", f"more than {settings.rate_per_s:g} events/s; slow down",
                                {"retry_after_ms": int(1000 / settings.rate_per_s)})
             if route is None:
-                raise AppError("invalid_payload", f"unknown event {event!r}", {"event": event[:64]})
+                raise AppError("invalid_payload", f"unknown event {_printable(repr(event))}",
+                               {"event": _printable(event[:64])})
             payload = self._decode(route.payload, args)
             return p.OkAck(data=await route.handler(session, payload))
         except AppError as exc:
@@ -288,7 +318,11 @@ class Namespace:
         if not isinstance(raw, dict):
             raise AppError("invalid_payload", "payload must be an object")
         limit = self.services.settings.max_payload_bytes
-        if len(p.json_encoder.encode(raw)) > limit:
+        try:
+            size = len(p.json_encoder.encode(raw))
+        except UnicodeEncodeError:  # a lone surrogate (decode_json): the text rules refuse it below
+            size = len(json.dumps(raw))
+        if size > limit:
             raise AppError("too_large", f"payload is larger than {limit} bytes", {"limit": limit})
         try:
             return msgspec.convert(raw, payload_type)

@@ -14,14 +14,15 @@ from msgspec import UNSET, Meta, Struct, UnsetType
 
 from .errors import ErrorCode
 
-# Text that is stored (Postgres refuses NUL in text) or keyed on never holds a NUL: refused here,
-# not found when the workout is stored (namespace.py words msgspec's message for it).
-NO_NUL = "^[^\x00]*$"
-DeviceId = Annotated[str, Meta(min_length=1, max_length=64, pattern=NO_NUL)]
+# Text that is stored or keyed on never holds a NUL (Postgres refuses it in text) or a lone UTF-16
+# surrogate (no UTF-8 encodes it): refused here, not found when the workout is stored
+# (namespace.py words msgspec's message for it).
+TEXT = "^[^\x00\ud800-\udfff]*$"
+DeviceId = Annotated[str, Meta(min_length=1, max_length=64, pattern=TEXT)]
 Token = Annotated[str, Meta(min_length=1, max_length=8192)]
-ExerciseId = Annotated[str, Meta(min_length=1, max_length=64, pattern=NO_NUL)]
-Name = Annotated[str, Meta(min_length=1, max_length=200, pattern=NO_NUL)]
-Notes = Annotated[str, Meta(max_length=2000, pattern=NO_NUL)]
+ExerciseId = Annotated[str, Meta(min_length=1, max_length=64, pattern=TEXT)]
+Name = Annotated[str, Meta(min_length=1, max_length=200, pattern=TEXT)]
+Notes = Annotated[str, Meta(max_length=2000, pattern=TEXT)]
 WeightKg = Annotated[float, Meta(ge=0, le=2000)]
 Reps = Annotated[int, Meta(ge=0, le=10000)]
 DurationS = Annotated[float, Meta(ge=0, le=86400)]
@@ -316,8 +317,8 @@ class SyncReply(Struct, omit_defaults=True):
 
 # ---- group rooms -------------------------------------------------------------
 
-RoomName = Annotated[str, Meta(min_length=1, max_length=100, pattern=NO_NUL)]
-InviteCode = Annotated[str, Meta(min_length=1, max_length=64, pattern=NO_NUL)]
+RoomName = Annotated[str, Meta(min_length=1, max_length=100, pattern=TEXT)]
+InviteCode = Annotated[str, Meta(min_length=1, max_length=64, pattern=TEXT)]
 
 
 class RoomCreate(Struct, forbid_unknown_fields=True):
@@ -339,7 +340,7 @@ class RoomRef(Struct, forbid_unknown_fields=True):
 
 class RoomRemove(Struct, forbid_unknown_fields=True):
     room_id: uuid.UUID
-    user_id: Annotated[str, Meta(min_length=1, max_length=128, pattern=NO_NUL)]
+    user_id: Annotated[str, Meta(min_length=1, max_length=128, pattern=TEXT)]
 
 
 class Room(Struct):

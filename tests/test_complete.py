@@ -69,7 +69,7 @@ async def test_complete_stores_once_and_retires(user, database_url: str) -> None
     assert done.summary.total_volume_kg == 80 * 5 + 85 * 3 + 60 * 10
     assert {(r.type, r.set_id) for r in done.summary.prs if r.type == "max_weight"} == {
         ("max_weight", ids[1]), ("max_weight", ids[2])}
-    assert await ok(phone, "workout:complete", {"workout_id": wid}) == ack  # a retry: the same ack
+    assert await ok(phone, "workout:complete", {"workout_id": wid, "notes": "felt strong"}) == ack  # a retry
     name, event = await phone.wait_seq(wid, done.seq)
     assert name == "workout:completed" and event == ack
 
@@ -158,6 +158,20 @@ async def test_a_workout_postgres_cannot_store_says_so_and_stays_live_with_its_d
     assert done.summary.set_count == 2
     notes = await rows(database_url, "SELECT id, notes FROM workout_sets WHERE user_id = $1 ORDER BY position", uid)
     assert [(str(r["id"]), r["notes"]) for r in notes] == [(sid, "fixed"), (other, None)]
+
+
+async def test_completing_again_with_other_notes_is_refused_not_acked(user, database_url: str) -> None:
+    uid, phone, watch = user
+    wid = new_id()
+    await ok(phone, "workout:start", {"workout_id": wid})
+    await log_sets(phone, wid, [("curl", 15, 12)])
+    ack = await ok(phone, "workout:complete", {"workout_id": wid, "notes": "done"})
+    assert await ok(watch, "workout:complete", {"workout_id": wid, "notes": "done"}) == ack
+    for other in ({"notes": "changed"}, {}):  # would be acked as stored while the row keeps "done"
+        err = await error(watch, "workout:complete", {"workout_id": wid, **other})
+        assert err["code"] == "conflict" and err["details"]["status"] == "completed", err
+    (row,) = await rows(database_url, "SELECT notes FROM workouts WHERE user_id = $1", uid)
+    assert row["notes"] == "done"
 
 
 async def test_a_heavier_set_in_a_later_workout_beats_the_stored_record(user) -> None:

@@ -160,6 +160,29 @@ async def test_a_client_that_breaks_the_protocol_or_leaves_ends_only_its_own_con
         await phone.close()
 
 
+@pytest.mark.parametrize(("packet", "field"), [
+    # JavaScript's JSON.stringify writes a lone UTF-16 surrogate (an emoji cut in half) as an
+    # escape that strict JSON parsers refuse: still one ack, naming the field.
+    (b'421["room:create",{"name":"a\\ud83db"}]', "name"),
+    (b'422["time:sync",{"a":"\\udc00"}]', "a"),
+    (b'423["set:complete",NaN]', None),  # not JSON at all: the ack says so
+])
+async def test_an_event_that_strict_json_refuses_still_gets_one_ack(server: str, packet: bytes,
+                                                                      field: str | None) -> None:
+    client, _ = await RawClient.open(server)
+    try:
+        await client.connect(f"raw-{uuid.uuid4().hex[:8]}")
+        client.send(client_frame(TEXT, packet))
+        ack_id = packet[2:3]
+        ack = json.loads((await client.text_starting(b"43" + ack_id))[3:])[0]
+        assert ack["ok"] is False and ack["error"]["code"] == "invalid_payload", ack
+        assert (ack["error"].get("details") or {}).get("field") == field, ack
+        client.send(client_frame(TEXT, b'429["time:sync",{}]'))
+        assert json.loads((await client.text_starting(b"439"))[3:])[0]["ok"] is True  # the link lives on
+    finally:
+        await client.close()
+
+
 async def test_a_binary_message_outside_socketio_changes_nothing(server: str) -> None:
     client, _ = await RawClient.open(server)
     await client.connect(f"user-{uuid.uuid4().hex[:8]}")
@@ -232,7 +255,7 @@ async def test_only_plain_default_namespace_events_are_answered_and_the_rest_cha
         b'42["time:sync",{}]',  # no ack asked: none sent
         b'4211["time:sync",{}]',
         b'42/other,12["time:sync",{}]',  # a namespace it never joined
-        b'4213["time:sync"',  # not JSON
+        b'4213["time:sync"',  # not JSON: answered as such, since it asked for an ack
         b'4214[]',  # no event name
         b'4215["no:such:event",{}]',
         b'42' + b'9' * 101 + b'["time:sync",{}]',  # an id longer than python-socketio takes
@@ -243,9 +266,9 @@ async def test_only_plain_default_namespace_events_are_answered_and_the_rest_cha
         payload = await client.text_starting(b"43")
         ack_id, _, body = payload[2:].partition(b"[")
         acks[ack_id] = json.loads(b"[" + body)[0]
-    assert set(acks) == {b"11", b"15", b"99"}
+    assert set(acks) == {b"11", b"13", b"15", b"99"}
     assert acks[b"11"]["ok"] and acks[b"99"]["ok"]
-    assert acks[b"15"]["error"]["code"] == "invalid_payload"
+    assert acks[b"13"]["error"]["code"] == acks[b"15"]["error"]["code"] == "invalid_payload"
     await client.close()
 
 

@@ -6,7 +6,11 @@
 -- -> {'store', snapshot JSON, notes JSON} | {'dup', ack} | {'not_found'} | {'ended', status} | {'active'}
 if not owned() then return {'not_found'} end
 local status = field('status')
-if status == 'completed' then return recall('complete', '') or {'ended', status} end
+-- A repeat gets the same ack; one with other notes would be acked without storing them: refused.
+if status == 'completed' then
+  if field('notes') ~= ARGV[6] then return {'ended', status} end
+  return recall('complete', '') or {'ended', status}
+end
 if status == 'completing' then return {'store', snapshot_json(), field('notes')} end
 local closed = ended(status)
 if closed then return closed end
