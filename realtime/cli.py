@@ -11,6 +11,7 @@ import socket
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import uvicorn
 
@@ -108,11 +109,22 @@ def dev_environment(env: dict[str, str], home: Path) -> Iterator[dict[str, str]]
             redis = stack.enter_context(EmbeddedRedis(home / "valkey").start())
             env["REDIS_URL"] = redis.url
             print(f"  started Valkey      {redis.url}  (data in {home / 'valkey'})")
+        else:
+            print(f"  using REDIS_URL     {_without_password(env['REDIS_URL'])}")
         if not env.get("DATABASE_URL"):
             postgres = stack.enter_context(EmbeddedPostgres(home / "postgres").start())
             env["DATABASE_URL"] = postgres.create_database("liveset")
             print(f"  started PostgreSQL  {env['DATABASE_URL']}  (data in {home / 'postgres'})")
+        else:
+            print(f"  using DATABASE_URL  {_without_password(env['DATABASE_URL'])}")
         yield env
+
+
+def _without_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)).geturl()
 
 
 def _banner(settings: Settings) -> None:

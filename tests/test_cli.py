@@ -9,6 +9,7 @@ import sys
 import asyncpg
 
 from realtime.auth import TokenVerifier
+from realtime.cli import dev_environment
 from realtime.settings import from_env
 
 from .servers import ROOT, TEST_SECRET
@@ -56,3 +57,13 @@ async def test_migrate_applies_to_database_url(template_database: str) -> None:
     finally:
         await admin.execute('DROP DATABASE "cli_migrate" WITH (FORCE)')
         await admin.close()
+
+
+def test_dev_names_the_servers_it_was_given_without_their_passwords(tmp_path, capsys) -> None:
+    env = {"REDIS_URL": "redis://:hunter2@127.0.0.1:6390/0", "DATABASE_URL": "postgresql://app:pw@127.0.0.1/db"}
+    with dev_environment(env, tmp_path) as filled:
+        assert filled["REDIS_URL"] == env["REDIS_URL"]  # nothing embedded was started for them
+    printed = capsys.readouterr().out
+    assert "using REDIS_URL     redis://:***@127.0.0.1:6390/0" in printed
+    assert "using DATABASE_URL  postgresql://app:***@127.0.0.1/db" in printed
+    assert "hunter2" not in printed and ":pw@" not in printed
