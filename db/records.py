@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncpg
 
+from .pool import Connection, Executor
+
 SELECT_FOR_EXERCISES = """
 SELECT exercise_id, type, weight_kg, value
 FROM personal_records
@@ -11,7 +13,7 @@ WHERE user_id = $1 AND exercise_id = any($2::text[])
 """
 
 
-async def for_exercises(conn: asyncpg.Pool | asyncpg.Connection, user_id: str,
+async def for_exercises(conn: Executor, user_id: str,
                         exercise_ids: list[str]) -> dict[str, list[asyncpg.Record]]:
     """The user's standing records for each of the exercises, in one query (none: an empty list)."""
     found: dict[str, list[asyncpg.Record]] = {e: [] for e in exercise_ids}
@@ -54,11 +56,11 @@ SELECT user_id, exercise_id, type, weight_key, value, workout_id, id, completed_
 """
 
 
-async def standing(conn: asyncpg.Pool | asyncpg.Connection, user_id: str, exercise_id: str) -> list[asyncpg.Record]:
+async def standing(conn: Executor, user_id: str, exercise_id: str) -> list[asyncpg.Record]:
     return await conn.fetch(SELECT_STANDING, user_id, exercise_id)
 
 
-async def rederive(conn: asyncpg.Connection, user_id: str, exercises: list[str]) -> None:
+async def rederive(conn: Connection, user_id: str, exercises: list[str]) -> None:
     """Records of these exercises from the sets stored now (after a workout was deleted)."""
     await conn.execute(DELETE_FOR_EXERCISES, user_id, exercises)
     await conn.execute(DERIVE_FOR_EXERCISES, user_id, exercises)

@@ -6,6 +6,8 @@ from uuid import UUID
 
 import asyncpg
 
+from .pool import Connection, Executor
+
 INSERT_ROOM = """
 WITH room AS (
     INSERT INTO rooms (id, name, owner_id, invite_code, max_members) VALUES ($1, $2, $3, $4, $5)
@@ -47,43 +49,47 @@ ORDER BY m.joined_at DESC, r.id
 """
 
 
-async def create(conn: asyncpg.Pool | asyncpg.Connection, room_id: UUID, name: str, owner_id: str, code: str,
+async def create(conn: Executor, room_id: UUID, name: str, owner_id: str, code: str,
                  max_members: int) -> asyncpg.Record:
-    return await conn.fetchrow(INSERT_ROOM, room_id, name, owner_id, code, max_members)
+    row = await conn.fetchrow(INSERT_ROOM, room_id, name, owner_id, code, max_members)
+    assert row is not None  # INSERT ... RETURNING
+    return row
 
 
-async def by_id(conn: asyncpg.Pool | asyncpg.Connection, room_id: UUID) -> asyncpg.Record | None:
+async def by_id(conn: Executor, room_id: UUID) -> asyncpg.Record | None:
     return await conn.fetchrow(SELECT_BY_ID, room_id)
 
 
-async def by_code(conn: asyncpg.Pool | asyncpg.Connection, code: str) -> asyncpg.Record | None:
+async def by_code(conn: Executor, code: str) -> asyncpg.Record | None:
     return await conn.fetchrow(SELECT_BY_CODE, code)
 
 
-async def is_member(conn: asyncpg.Pool | asyncpg.Connection, room_id: UUID, user_id: str) -> bool:
+async def is_member(conn: Executor, room_id: UUID, user_id: str) -> bool:
     return bool(await conn.fetchval(IS_MEMBER, room_id, user_id))
 
 
-async def join(conn: asyncpg.Connection, room_id: UUID, user_id: str) -> tuple[bool, bool]:
+async def join(conn: Connection, room_id: UUID, user_id: str) -> tuple[bool, bool]:
     """(was a member already, added now); neither means the room is full."""
     async with conn.transaction():
         await conn.execute(LOCK_ROOM, room_id)
         row = await conn.fetchrow(JOIN, room_id, user_id)
+    assert row is not None  # the statement always answers one row
     return bool(row["was_member"]), bool(row["added"])
 
 
-async def leave(conn: asyncpg.Pool | asyncpg.Connection, room_id: UUID, user_id: str) -> bool:
+async def leave(conn: Executor, room_id: UUID, user_id: str) -> bool:
     return await conn.fetchval(LEAVE, room_id, user_id) is not None
 
 
-async def rotate_code(conn: asyncpg.Pool | asyncpg.Connection, room_id: UUID, owner_id: str,
+async def rotate_code(conn: Executor, room_id: UUID, owner_id: str,
                       code: str) -> str | None:
-    return await conn.fetchval(ROTATE_CODE, room_id, owner_id, code)
+    code_now: str | None = await conn.fetchval(ROTATE_CODE, room_id, owner_id, code)
+    return code_now
 
 
-async def members(conn: asyncpg.Pool | asyncpg.Connection, room_id: UUID) -> list[str]:
+async def members(conn: Executor, room_id: UUID) -> list[str]:
     return [r["user_id"] for r in await conn.fetch(MEMBERS, room_id)]
 
 
-async def of_user(conn: asyncpg.Pool | asyncpg.Connection, user_id: str) -> list[asyncpg.Record]:
+async def of_user(conn: Executor, user_id: str) -> list[asyncpg.Record]:
     return await conn.fetch(MY_ROOMS, user_id)

@@ -10,6 +10,8 @@ from uuid import UUID
 
 import asyncpg
 
+from .pool import Connection, Executor
+
 # Completed workouts, their sets and the records they raised, in one statement:
 # one round trip, atomic by itself, for a whole batch. A workout already stored
 # (a retry) inserts nothing, and its sets and records are skipped with it: they
@@ -66,9 +68,10 @@ def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
     return [list(c) for c in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
 
 
-async def store_completed(conn: asyncpg.Connection | asyncpg.Pool, workouts: Sequence[Sequence[Any]],
+async def store_completed(conn: Executor, workouts: Sequence[Sequence[Any]],
                           sets: Sequence[Sequence[Any]], records: Sequence[Sequence[Any]]) -> int:
-    """Store completed workouts (rows of WORKOUT_FIELDS, SET_FIELDS, RECORD_FIELDS; a plan as JSON text); how many were new.
+    """Store completed workouts (rows of WORKOUT_FIELDS, SET_FIELDS, RECORD_FIELDS; a plan as JSON
+    text); how many were new.
 
     A record only ever rises: a lower value never replaces a higher one. One
     workout may appear only once per call."""
@@ -108,27 +111,27 @@ RETURNING ARRAY(SELECT DISTINCT exercise_id FROM workout_sets WHERE user_id = $1
 """
 
 
-async def page(conn: asyncpg.Connection | asyncpg.Pool, user_id: str, after: tuple[datetime, UUID] | None,
+async def page(conn: Executor, user_id: str, after: tuple[datetime, UUID] | None,
                limit: int) -> list[asyncpg.Record]:
     """Completed workouts newest first, after the keyset (completed_at, id) when given."""
     at, wid = after if after else (None, None)
     return await conn.fetch(SELECT_PAGE, user_id, at, wid, limit)
 
 
-async def exists(conn: asyncpg.Connection | asyncpg.Pool, user_id: str, workout_id: UUID) -> bool:
+async def exists(conn: Executor, user_id: str, workout_id: UUID) -> bool:
     """Whether this workout was ever completed (and not deleted)."""
     return bool(await conn.fetchval(SELECT_EXISTS, user_id, workout_id))
 
 
-async def one(conn: asyncpg.Connection | asyncpg.Pool, user_id: str, workout_id: UUID) -> asyncpg.Record | None:
+async def one(conn: Executor, user_id: str, workout_id: UUID) -> asyncpg.Record | None:
     return await conn.fetchrow(SELECT_ONE, user_id, workout_id)
 
 
-async def sets_of(conn: asyncpg.Connection | asyncpg.Pool, user_id: str, workout_id: UUID) -> list[asyncpg.Record]:
+async def sets_of(conn: Executor, user_id: str, workout_id: UUID) -> list[asyncpg.Record]:
     return await conn.fetch(SELECT_SETS, user_id, workout_id)
 
 
-async def delete(conn: asyncpg.Connection, user_id: str, workout_id: UUID) -> list[str] | None:
+async def delete(conn: Connection, user_id: str, workout_id: UUID) -> list[str] | None:
     """Delete a workout with its sets (and the records they held); the exercises it had, or None."""
     exercises = await conn.fetchval(DELETE_ONE, user_id, workout_id)
     return list(exercises) if exercises is not None else None

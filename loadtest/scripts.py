@@ -74,7 +74,9 @@ def instructions(pid: int, folder: Path) -> Callable[[], float]:
     return spent
 
 
-async def measure(url: str, spent: Callable[[], float], users: int, sets: int, shape: str) -> tuple[dict[str, float], int]:
+async def measure(
+    url: str, spent: Callable[[], float], users: int, sets: int, shape: str
+) -> tuple[dict[str, float], int]:
     """Valkey's cost (in the meter's unit) per call of each kind, and how many timers fired."""
     async def no_history(_user: str, _exercise: str) -> bytes:
         return baseline_json([])

@@ -26,7 +26,6 @@ from realtime.loop_lag import lateness
 
 from .wsclient import SocketIOClient
 
-
 ARRIVAL_S = 2.0  # users arrive over at least this long before the load starts
 STALL_PROBE_S = 0.01  # the generator times a sleep this long to find its own stalls
 

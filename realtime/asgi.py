@@ -17,9 +17,9 @@ from .auth import TokenVerifier
 from .edge import STATE_KEY, Edge
 from .lifespan import lifespan
 from .namespace import Namespace
+from .rooms import RoomHandlers
 from .services import Services
 from .settings import Settings, SettingsError, from_env
-from .rooms import RoomHandlers
 from .workouts import WorkoutHandlers
 
 

@@ -29,8 +29,23 @@ from urllib.parse import parse_qs
 import socketio
 from engineio import packet as eio_packet
 
-from .ws_frames import (BINARY, CLOSE, GOING_AWAY, INVALID_DATA, NORMAL, PING, PONG, RESTARTING, TEXT,
-                        FrameReader, ProtocolError, accept_key, close_frame, frame, valid_key)
+from .ws_frames import (
+    BINARY,
+    CLOSE,
+    GOING_AWAY,
+    INVALID_DATA,
+    NORMAL,
+    PING,
+    PONG,
+    RESTARTING,
+    TEXT,
+    FrameReader,
+    ProtocolError,
+    accept_key,
+    close_frame,
+    frame,
+    valid_key,
+)
 
 log = logging.getLogger("liveset.edge")
 

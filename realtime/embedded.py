@@ -22,6 +22,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import NamedTuple, Self
 
 _PR_SET_PDEATHSIG = 1
 
@@ -95,7 +96,7 @@ class _Server:
             self.proc.wait()
             self.proc = None
 
-    def __enter__(self) -> _Server:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -153,6 +154,14 @@ class EmbeddedRedis(_Server):
         return self
 
 
+class _RunAs(NamedTuple):
+    """subprocess' arguments that run a child as another user (all None: as we are)."""
+
+    user: int | None = None
+    group: int | None = None
+    extra_groups: list[int] | None = None
+
+
 class EmbeddedPostgres(_Server):
     """A PostgreSQL 16 server with its cluster in `data_dir`, listening on TCP only."""
 
@@ -173,22 +182,22 @@ class EmbeddedPostgres(_Server):
             raise EmbeddedError("the embedded servers are not installed: pip install 'liveset[embedded]'")
         return str(Path(spec.submodule_search_locations[0]) / "pginstall" / "bin" / name)
 
-    def _user(self) -> dict[str, object]:
+    def _user(self) -> _RunAs:
         # PostgreSQL refuses to run as root; as root (containers, CI) we run it as `nobody`.
         if os.geteuid() != 0:
-            return {}
+            return _RunAs()
         entry = pwd.getpwnam("nobody")
-        return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+        return _RunAs(entry.pw_uid, entry.pw_gid, [])
 
     def _initdb(self, cluster: Path) -> None:
         cluster.mkdir(parents=True, exist_ok=True)
         user = self._user()
-        if user:
-            shutil.chown(cluster, user["user"], user["group"])  # type: ignore[arg-type]
+        if user.user is not None:
+            shutil.chown(cluster, user.user, user.group)
         result = subprocess.run(
             [self._bin("initdb"), "-D", str(cluster), "-U", "postgres", "--auth=trust", "-E", "UTF8",
              "--locale=C", *([] if self.durable else ["--no-sync"])],
-            capture_output=True, text=True, **user,  # type: ignore[call-overload]
+            capture_output=True, text=True, user=user.user, group=user.group, extra_groups=user.extra_groups,
         )
         if result.returncode != 0:
             raise EmbeddedError(f"initdb failed:\n{result.stdout}\n{result.stderr}")
@@ -196,7 +205,7 @@ class EmbeddedPostgres(_Server):
     def start(self) -> EmbeddedPostgres:
         cluster = self.data_dir / "pgdata"
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        if self._user():
+        if self._user().user is not None:
             # `nobody` must reach both the binaries (inside the venv, perhaps in a folder only
             # root may enter, such as /root or one made by mktemp) and the cluster.
             _let_others_traverse(Path(self._bin("postgres")).parent)
@@ -206,19 +215,21 @@ class EmbeddedPostgres(_Server):
         log = self.data_dir / "postgres.log"
         log.touch()
         user = self._user()
-        if user:
-            shutil.chown(log, user["user"], user["group"])  # type: ignore[arg-type]
+        if user.user is not None:
+            shutil.chown(log, user.user, user.group)
         settings = ["-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=", "-c", "max_connections=200"]
         if not self.durable:
             # Tests throw the data away, so they need not wait for the disk.
             settings += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
         with open(log, "ab") as out:
-            self.proc = subprocess.Popen(
+            proc = subprocess.Popen(
                 [self._bin("postgres"), "-D", str(cluster), "-p", str(self.port), *settings],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True,
-                preexec_fn=lambda: _die_with_parent(signal.SIGINT), **user,  # type: ignore[call-overload]
+                preexec_fn=lambda: _die_with_parent(signal.SIGINT), user=user.user, group=user.group,
+                extra_groups=user.extra_groups,
             )
-        _wait_for_port(self.port, self.proc, log, timeout=30)
+        self.proc = proc
+        _wait_for_port(self.port, proc, log, timeout=30)
         self._wait_accepting(log)
         return self
 

@@ -19,10 +19,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import socketio
 from engineio import packet as eio_packet
+
 from .edge import EdgeSocket, frame_for_all
 from .keys import Keys
 from .metrics import Metrics
@@ -54,7 +56,7 @@ class Fanout:
         self._channel_prefix = keys.user_channel_prefix().encode()
         self._room_prefix = keys.room_channel("").encode()
         # Set by the namespace: remove a user's sockets here from a group room.
-        self.on_kick: Callable[[str, str], Awaitable[None]] | None = None
+        self.on_kick: Callable[[str, str], Coroutine[Any, Any, None]] | None = None
 
     async def listen(self, channel: str) -> None:
         """A local socket needs `channel`; returns once Redis has it subscribed. Every caller

@@ -12,7 +12,7 @@ import hashlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 from redis.asyncio import Redis
@@ -22,6 +22,7 @@ from . import protocol as p
 from .errors import AppError
 from .keys import SHARDS, Keys
 from .records import weigh_last_set
+from .redis_connection import Arg
 from .script_line import Function, ScriptLine
 
 LUA_DIR = Path(__file__).parent / "lua"
@@ -62,7 +63,7 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def _pairs(baselines: dict[str, bytes]) -> list[object]:
+def _pairs(baselines: dict[str, bytes]) -> list[Arg]:
     """exercise_id, its baseline, exercise_id, ...: how the records scripts take them in ARGV."""
     return [x for pair in baselines.items() for x in pair]
 
@@ -93,15 +94,16 @@ class LiveState:
         self.records_seen: dict[tuple[str, str], tuple[bytes, bytes]] = {}
         self.scripts = library()
 
-    async def _call(self, name: str, user_id: str, workout_id: str, *args: object) -> list[Any]:
+    async def _call(self, name: str, user_id: str, workout_id: str, *args: Arg) -> list[Any]:
         keys = self.keys.workout(user_id, workout_id)[:KEYS_USED.get(name)]  # None: all of them
-        argv = [user_id, workout_id, now_ms(), self.keys.user_channel(user_id), self.log_cap, *args]
+        argv: list[Arg] = [user_id, workout_id, now_ms(), self.keys.user_channel(user_id), self.log_cap, *args]
         try:
-            return await self.line.run(self.scripts[name], keys, argv)  # type: ignore[no-any-return]
+            reply: list[Any] = await self.line.run(self.scripts[name], keys, argv)
+            return reply
         except RedisError as exc:
             raise AppError("unavailable", "live state is unreachable; retry") from exc
 
-    async def _change(self, name: str, user_id: str, workout_id: str, *args: object) -> msgspec.Raw:
+    async def _change(self, name: str, user_id: str, workout_id: str, *args: Arg) -> msgspec.Raw:
         """Run a changing script, loading a missing baseline of records once if it asks."""
         reply = await self._call(name, user_id, workout_id, *args)
         if reply[0] == b"need_base":
@@ -143,7 +145,7 @@ class LiveState:
         """
         active = self.keys.active(shard)
         try:
-            states = await self.redis.zrangebyscore(active, "-inf", idle_since, start=0, num=100)
+            states = cast(list[bytes], await self.redis.zrangebyscore(active, "-inf", idle_since, start=0, num=100))
             async with self.redis.pipeline(transaction=False) as pipe:
                 for state in states:
                     pipe.hmget(state, "user_id", "workout_id", "set_count", "last_at")
@@ -296,7 +298,7 @@ class LiveState:
 
         Returns (shard, timers fired, ms of the shard's next due timer or -1)."""
         now = now_ms()
-        args = ["", "", now, "", self.log_cap, "", self.keys.user_channel_prefix(), TIMERS_PER_CALL]
+        args: list[Arg] = ["", "", now, "", self.log_cap, "", self.keys.user_channel_prefix(), TIMERS_PER_CALL]
         replies = await self.line.run_all(self.scripts["timers_fire"], [([self.keys.due(s)], args) for s in shards])
         return [(shard, int(fired), int(next_due)) for shard, (fired, next_due) in zip(shards, replies, strict=True)]
 

@@ -59,7 +59,8 @@ class Metrics:
         # child is looked up once. Event names and outcomes are a closed set.
         children = self._handled.get((event, outcome))
         if children is None:
-            children = self._handled[(event, outcome)] = (self.events.labels(event, outcome), self.latency.labels(event))
+            children = (self.events.labels(event, outcome), self.latency.labels(event))
+            self._handled[(event, outcome)] = children
         children[0].inc()
         children[1].observe(seconds)
 

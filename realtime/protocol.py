@@ -17,7 +17,7 @@ from .errors import ErrorCode
 # Text that is stored or keyed on never holds a NUL (Postgres refuses it in text) or a lone UTF-16
 # surrogate (no UTF-8 encodes it): refused here, not found when the workout is stored
 # (namespace.py words msgspec's message for it).
-TEXT = "^[^\x00\ud800-\udfff]*$"
+TEXT = r"^[^\x00\ud800-\udfff]*$"  # escapes for the regex engine, so the schemas stay encodable
 DeviceId = Annotated[str, Meta(min_length=1, max_length=64, pattern=TEXT)]
 Token = Annotated[str, Meta(min_length=1, max_length=8192)]
 ExerciseId = Annotated[str, Meta(min_length=1, max_length=64, pattern=TEXT)]

@@ -62,7 +62,7 @@ def weigh_last_set(base: bytes, stored: bytes, s: SetRecord) -> tuple[bytes, byt
         slot = record["type"] if "weight_kg" not in record else f"max_reps@{weight_key(record['weight_kg'])}"
         best[slot] = record["value"]
         slots.append(slot)
-    items = dict(zip(slots, texts))
+    items = dict(zip(slots, texts, strict=False))  # one text per item, as the regex finds them
     taken = []
     if s.set_type != "warmup" and s.reps is not None and s.reps >= 1:
         w = s.weight_kg or 0

@@ -17,8 +17,8 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections import deque
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeAlias
 
 import hiredis
 from redis.asyncio.connection import SSLConnection, UnixDomainSocketConnection
@@ -26,10 +26,13 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import InvalidResponse, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+Arg: TypeAlias = str | bytes | int | float
 
-def command(*args: str | bytes | int | float) -> bytes:
+
+def command(*args: Arg) -> bytes:
     """One command in RESP, encoded by hiredis in C (floats as repr, as redis-py writes them)."""
-    return hiredis.pack_command(args)
+    packed: bytes = hiredis.pack_command(args)  # type: ignore[arg-type]  # its stub takes a 1-tuple
+    return packed
 
 
 PushHandler = Callable[[bytes, bytes], None]
@@ -124,14 +127,14 @@ class Connection(asyncio.Protocol):
                 future.set_exception(error)
 
 
-def _tls(options: dict[str, Any]) -> ssl.SSLContext:
+def _tls(options: Mapping[str, Any]) -> ssl.SSLContext:
     """The TLS context redis-py's own connection builds from the URL's ssl_* options
     (ssl_ca_certs, ssl_cert_reqs, ssl_certfile, ...), so both kinds of connection agree."""
     return SSLConnection(**{k: v for k, v in options.items() if k != "connection_class"}).ssl_context.get()
 
 
 async def connect(
-    options: dict[str, Any], protocol: Callable[[], Connection], connect_timeout_s: float
+    options: Mapping[str, Any], protocol: Callable[[], Connection], connect_timeout_s: float
 ) -> Connection:
     """A connection as redis-py's URL options describe it (TCP, TLS or a unix socket; user, password, db)."""
     loop = asyncio.get_running_loop()

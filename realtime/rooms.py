@@ -14,7 +14,7 @@ import logging
 import secrets
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 from asyncpg import PostgresError
@@ -128,7 +128,7 @@ class RoomHandlers:
         runtime = self.services.runtime
         for process in processes:
             key = runtime.live.keys.process_rooms(process)
-            for room_id in await runtime.redis.smembers(key):
+            for room_id in cast(set[bytes], await runtime.redis.smembers(key)):
                 await self.presence_change(room_id.decode(), "purge")
             await runtime.redis.delete(key)
 
@@ -177,6 +177,7 @@ class RoomHandlers:
                 if not (was_member or added):
                     raise AppError("conflict", "the room is full", {"max_members": row["max_members"]})
             else:
+                assert payload.room_id is not None  # one of the two, checked above
                 row = await db_rooms.by_id(runtime.db, payload.room_id)
                 if row is None or not await db_rooms.is_member(runtime.db, row["id"], session.user_id):
                     raise AppError("not_found", "no such room")

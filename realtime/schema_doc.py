@@ -40,9 +40,10 @@ def _schemas(names: list[str], components: dict[str, Any], shown: set[str]) -> l
 
 
 def render() -> str:
-    client = [(event, [request, reply]) for event, (request, reply) in p.CLIENT_EVENTS.items()]
-    server = [(event, [payload]) for event, payload in p.SERVER_EVENTS.items()]
-    acks = [("ack (success)", [p.OkAck]), ("ack (failure)", [p.ErrorAck]), ("handshake auth", [p.HandshakeAuth]),
+    Rows = list[tuple[str, list[type[msgspec.Struct]]]]
+    client: Rows = [(event, [request, reply]) for event, (request, reply) in p.CLIENT_EVENTS.items()]
+    server: Rows = [(event, [payload]) for event, payload in p.SERVER_EVENTS.items()]
+    acks: Rows = [("ack (success)", [p.OkAck]), ("ack (failure)", [p.ErrorAck]), ("handshake auth", [p.HandshakeAuth]),
             ("connect_error data", [p.ConnectRefused])]
     every = [t for _, ts in [*client, *server, *acks] for t in ts]
     (_, components) = msgspec.json.schema_components(every, ref_template="#/$defs/{name}")

@@ -20,7 +20,7 @@ from typing import Any
 from redis.asyncio.connection import parse_url
 from redis.exceptions import ResponseError
 
-from .redis_connection import Connection, command, connect
+from .redis_connection import Arg, Connection, command, connect
 
 
 class Script:
@@ -32,10 +32,10 @@ class Script:
         self.source = source.encode()
         self.sha = hashlib.sha1(self.source).hexdigest().encode()
 
-    def invoke(self, keys: Sequence[object], args: Sequence[object]) -> list[object]:
+    def invoke(self, keys: Sequence[Arg], args: Sequence[Arg]) -> list[Arg]:
         return [b"EVALSHA", self.sha, len(keys), *keys, *args]
 
-    def load(self) -> list[object]:
+    def load(self) -> list[Arg]:
         return [b"SCRIPT", b"LOAD", self.source]
 
     @staticmethod
@@ -54,10 +54,10 @@ class Function:
         self.source = source
         self.name = name
 
-    def invoke(self, keys: Sequence[object], args: Sequence[object]) -> list[object]:
+    def invoke(self, keys: Sequence[Arg], args: Sequence[Arg]) -> list[Arg]:
         return [b"FCALL", self.name, len(keys), *keys, *args]
 
-    def load(self) -> list[object]:
+    def load(self) -> list[Arg]:
         # REPLACE: another process may have loaded the same library meanwhile.
         return [b"FUNCTION", b"LOAD", b"REPLACE", self.source]
 
@@ -75,10 +75,10 @@ class ScriptLine:
         self._connecting: asyncio.Lock | None = None
         self._loading: dict[bytes, asyncio.Future[Any]] = {}  # script source -> its load in flight
 
-    async def call(self, *args: object) -> Any:
+    async def call(self, *args: Arg) -> Any:
         return await (await self._live()).send(command(*args))
 
-    async def run(self, script: Script | Function, keys: Sequence[object], args: Sequence[object]) -> Any:
+    async def run(self, script: Script | Function, keys: Sequence[Arg], args: Sequence[Arg]) -> Any:
         try:
             return await self.call(*script.invoke(keys, args))
         except ResponseError as exc:
@@ -97,7 +97,7 @@ class ScriptLine:
         await asyncio.shield(loading)
 
     async def run_all(self, script: Script | Function,
-                      calls: Sequence[tuple[Sequence[object], Sequence[object]]]) -> list[Any]:
+                      calls: Sequence[tuple[Sequence[Arg], Sequence[Arg]]]) -> list[Any]:
         """Several calls of one script, written in one go; replies in the same order."""
         connection = await self._live()
         futures = [connection.send(command(*script.invoke(keys, args))) for keys, args in calls]

@@ -22,13 +22,13 @@ class _Pending(dict[str, None]):
     def append(self, sid: str) -> None:
         self[sid] = None
 
-    def remove(self, sid: str) -> None:  # type: ignore[override]
+    def remove(self, sid: str) -> None:
         del self[sid]
 
 
 class _PendingByNamespace(dict[str, _Pending]):
     def __setitem__(self, namespace: str, sids: Any) -> None:  # base_manager assigns a new []
-        super().__setitem__(namespace, _Pending.fromkeys(sids))
+        super().__setitem__(namespace, _Pending(dict.fromkeys(sids)))
 
 
 class Manager(socketio.AsyncManager):  # type: ignore[misc]

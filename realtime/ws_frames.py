@@ -13,7 +13,10 @@ import base64
 import hashlib
 import struct
 
-from websockets.frames import apply_mask
+try:  # websockets' C speedup, as websockets.frames takes it
+    from websockets.speedups import apply_mask
+except ImportError:  # pragma: no cover - a build without it
+    from websockets.utils import apply_mask
 
 CONTINUATION, TEXT, BINARY, CLOSE, PING, PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
 

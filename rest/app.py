@@ -28,6 +28,6 @@ def create_rest_app(
             )
         )
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan,
-                    exception_handlers=problems.handlers)  # type: ignore[arg-type]
+                    exception_handlers=problems.handlers)
     app.state.services = services
     return app

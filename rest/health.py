@@ -27,7 +27,7 @@ async def _redis_ok(services: Services) -> bool:
 async def _postgres_ok(services: Services) -> bool:
     try:
         async with asyncio.timeout(_CHECK_TIMEOUT_S):
-            return await services.runtime.db.fetchval("SELECT 1") == 1
+            return bool(await services.runtime.db.fetchval("SELECT 1") == 1)
     except Exception:
         return False
 

@@ -18,7 +18,7 @@ from .schemas import HistoryPage, Records, RoomDetail, RoomList, Volume, Workout
 _REF = "#/components/schemas/{name}"
 
 
-def _param(name: str, where: str, schema: dict[str, Any], description: str, required: bool = False) -> dict:
+def _param(name: str, where: str, schema: dict[str, Any], description: str, required: bool = False) -> dict[str, Any]:
     return {"name": name, "in": where, "required": required or where == "path", "schema": schema,
             "description": description}
 
@@ -39,7 +39,7 @@ def _problems(*statuses: int) -> dict[str, Any]:
     return {str(s): {"description": "a problem document (RFC 9457)", **problem} for s in statuses}
 
 
-def _op(summary: str, parameters: list[dict], ok: dict[str, Any], *errors: int) -> dict[str, Any]:
+def _op(summary: str, parameters: list[dict[str, Any]], ok: dict[str, Any], *errors: int) -> dict[str, Any]:
     return {"summary": summary, "parameters": parameters, "security": [{"bearer": []}],
             "responses": {**ok, **_problems(400, 401, *errors)}}
 
@@ -47,7 +47,8 @@ def _op(summary: str, parameters: list[dict], ok: dict[str, Any], *errors: int) 
 @cache
 def document() -> bytes:
     _, components = msgspec.json.schema_components(
-        [WorkoutPage, WorkoutDetail, WorkoutSnapshot, Records, HistoryPage, Volume, RoomList, RoomDetail, Problem], ref_template=_REF
+        [WorkoutPage, WorkoutDetail, WorkoutSnapshot, Records, HistoryPage, Volume, RoomList, RoomDetail, Problem],
+        ref_template=_REF
     )
     paths = {
         "/api/v1/workouts": {"get": _op("Completed workouts, newest first", [LIMIT, CURSOR],
@@ -66,7 +67,8 @@ def document() -> bytes:
             "The exercise's sets, newest first", [EXERCISE_ID, LIMIT, CURSOR],
             {"200": _json("HistoryPage", "a page of sets")})},
         "/api/v1/analytics/volume": {"get": _op("Training volume per bucket", [
-            _param("from", "query", {"type": "string"}, "a date (YYYY-MM-DD) or ISO 8601 date-time; default: to - 30 days"),
+            _param("from", "query", {"type": "string"},
+                   "a date (YYYY-MM-DD) or ISO 8601 date-time; default: to - 30 days"),
             _param("to", "query", {"type": "string"}, "a date (inclusive) or date-time (exclusive); default: now"),
             _param("bucket", "query", {"type": "string", "enum": list(BUCKETS), "default": "day"}, "bucket size"),
             _param("tz", "query", {"type": "string", "default": "UTC"}, "IANA time zone of the buckets"),

@@ -42,7 +42,7 @@ def path_uuid(request: Request, name: str) -> uuid.UUID:
 
 
 def path_text(request: Request, name: str, max_length: int = 64) -> str:
-    value = request.path_params[name]
+    value: str = request.path_params[name]
     if not 1 <= len(value) <= max_length:
         raise invalid(name, f"1 to {max_length} characters")
     return value

@@ -66,7 +66,8 @@ class Device:
             payloads = self.named(event)
             return payloads[:count] if len(payloads) >= count else None
 
-        return await self._until(found, timeout, lambda: f"{len(self.named(event))} of {count} {event!r}: {self.events}")
+        return await self._until(
+            found, timeout, lambda: f"{len(self.named(event))} of {count} {event!r}: {self.events}")
 
     async def wait_seq(self, workout_id: str, seq: int, timeout: float = 5) -> tuple[str, Any]:
         """The event of this workout with this seq, once it has arrived."""

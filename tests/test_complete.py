@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 import asyncio
 import time
 import uuid
@@ -11,6 +10,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 import msgspec
+import pytest
 
 from realtime import persist
 from realtime import protocol as p

@@ -196,7 +196,8 @@ async def test_with_cors_origins_set_a_browser_from_elsewhere_is_refused(redis_u
     settings = make_settings(redis_url, database_url, cors_origins=("https://app.example",))
     async with in_process(settings) as url:
         refused, _, writer = await _handshake(url, "https://evil.example")
-        assert refused.startswith(b"HTTP/1.1 403 ")  # python-engineio refuses it, and uvicorn says 403, as before the edge
+        # python-engineio refuses it, and uvicorn says 403, as before the edge
+        assert refused.startswith(b"HTTP/1.1 403 ")
         writer.close()
         await writer.wait_closed()
         for origin in ("https://app.example", None):  # the app's own pages, and apps that send no Origin

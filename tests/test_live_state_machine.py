@@ -7,11 +7,11 @@ its own event loop, and checks Redis against a model after every step.
 
 from __future__ import annotations
 
-import pytest
 import asyncio
 import uuid
 
 import msgspec
+import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, invariant, rule

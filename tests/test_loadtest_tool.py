@@ -10,11 +10,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import httpx
 import pytest
 
 from loadtest.__main__ import LOOP_LAG, _stalls, median_of_rounds, versus_peer
-from loadtest.stack import NODE_PEER, Stack
+from loadtest.stack import NODE_PEER
 
 from .servers import ROOT
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
 import asyncio
 import uuid
 from datetime import UTC, datetime
 
 import asyncpg
 import msgspec
+import pytest
 from redis.asyncio import Redis
 
 from realtime.keys import Keys

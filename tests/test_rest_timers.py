@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import pytest
 import asyncio
 import time
 import uuid
+
+import pytest
 
 from realtime import live_state
 from realtime import protocol as p

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
 import asyncio
 import time
 import uuid
 
 import msgspec
+import pytest
 
 from realtime import protocol
 

@@ -9,8 +9,19 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from realtime.ws_frames import (BINARY, CLOSE, CONTINUATION, PING, PROTOCOL_ERROR, TEXT, TOO_BIG, FrameReader,
-                                ProtocolError, accept_key, frame)
+from realtime.ws_frames import (
+    BINARY,
+    CLOSE,
+    CONTINUATION,
+    PING,
+    PROTOCOL_ERROR,
+    TEXT,
+    TOO_BIG,
+    FrameReader,
+    ProtocolError,
+    accept_key,
+    frame,
+)
 
 
 def client_frame(opcode: int, payload: bytes, fin: bool = True, masked: bool = True, rsv: int = 0) -> bytes:
