@@ -16,20 +16,19 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 
 from redis.exceptions import RedisError
 
 from .errors import AppError
 from .keys import Keys
-from .script_line import Script, ScriptLine
+from .live_state import library
+from .script_line import ScriptLine
 
 log = logging.getLogger("liveset.devices")
 
 HEARTBEAT_S = 3.0
 PROCESS_TTL_S = 9.0  # + one heartbeat to notice: a dead process's devices are gone within 12 s
 REMEMBER_DEAD_S = 24 * 3600
-_LUA = Path(__file__).parent / "lua"
 
 
 class Devices:
@@ -41,8 +40,8 @@ class Devices:
         self.limit = limit
         self.process = uuid.uuid4().hex[:12]
         self.dead: list[str] = []
-        self._join = Script((_LUA / "devices_join.lua").read_text())
-        self._beat = Script((_LUA / "heartbeat.lua").read_text())
+        self._join = library()["devices_join"]
+        self._beat = library()["heartbeat"]
 
     def _entry(self, sid: str) -> str:
         return f"{self.process}|{sid}"

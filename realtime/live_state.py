@@ -8,6 +8,7 @@ back the event's JSON for the ack; it never decodes what it only passes on.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -32,6 +33,7 @@ SCRIPTS = (
     "workout_complete_begin", "workout_complete_finish", "workout_complete_abort",
     "set_complete", "set_update", "set_delete", "rest_start", "rest_adjust", "rest_skip", "timers_fire",
     "records_rebase", "records_preload",
+    "devices_join", "heartbeat", "presence_change",  # devices.py and rooms.py: their own KEYS, bind unused
 )
 TIMERS_PER_CALL = 500
 ENDED_KEEP_S = 24 * 3600  # an ended workout's keys outlive it a day: retries and late syncs find it
@@ -41,9 +43,11 @@ BaselineLoader = Callable[[str, str], Awaitable[bytes]]
 _encode = msgspec.json.encode
 
 
+@functools.cache
 def library() -> dict[str, Function]:
-    """The scripts of lua/ as functions of one function library, each beginning with _lib.lua's
-    `bind`; the library's and the functions' names carry a hash of its source."""
+    """Every script of lua/ as a function of one function library (the one way liveset loads
+    Lua), each beginning with _lib.lua's `bind`; the library's and the functions' names carry a
+    hash of its source."""
     bodies = {name: (LUA_DIR / f"{name}.lua").read_text() for name in SCRIPTS}
     # `redis.register_function`, not Valkey's `server.` alias, so that Redis 7 loads it too.
     tag = hashlib.sha1("".join([(LUA_DIR / "_lib.lua").read_text(), *bodies.values()]).encode()).hexdigest()[:16]

@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import secrets
 import uuid
-from pathlib import Path
 from typing import Any, cast
 
 import msgspec
@@ -25,6 +24,7 @@ from db import rooms as db_rooms
 from . import protocol as p
 from .errors import AppError
 from .fanout import KICK, group_room
+from .live_state import library
 from .namespace import Handler, Session
 from .services import Runtime, Services
 
@@ -33,10 +33,6 @@ log = logging.getLogger("liveset.rooms")
 INVITE_BYTES = 12  # 96 bits of randomness
 GUESSES_PER_WINDOW = 10
 GUESS_WINDOW_S = 600
-_PRESENCE = (Path(__file__).parent / "lua" / "presence_change.lua").read_text()
-
-
-_scripts: dict[int, Any] = {}  # the presence script, registered once per Redis client
 
 
 async def change_presence(runtime: Runtime, room_id: str, mode: str, target: str = "", value: str = "") -> bytes:
@@ -44,15 +40,12 @@ async def change_presence(runtime: Runtime, room_id: str, mode: str, target: str
 
     Mode 'purge' changes nothing but dead processes' devices: it is also how the
     current presence is read."""
-    script = _scripts.get(id(runtime.redis))
-    if script is None:
-        script = _scripts[id(runtime.redis)] = runtime.redis.register_script(_PRESENCE)
     keys = runtime.live.keys
     try:
-        return await script(  # type: ignore[no-any-return]
-            keys=keys.room_presence(room_id),
-            args=[room_id, keys.room_channel(room_id), mode, target, value, *runtime.devices.dead],
-        )
+        presence: bytes = await runtime.live.line.run(
+            library()["presence_change"], keys.room_presence(room_id),
+            [room_id, keys.room_channel(room_id), mode, target, value, *runtime.devices.dead])
+        return presence
     except RedisError as exc:
         raise AppError("unavailable", "live state is unreachable; retry") from exc
 

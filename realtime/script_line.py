@@ -13,7 +13,6 @@ same way, so an outage never hangs an ack.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,28 +22,8 @@ from redis.exceptions import ResponseError
 from .redis_connection import Arg, Connection, command, connect
 
 
-class Script:
-    """A Lua script, called by its SHA1 and loaded on the first NOSCRIPT."""
-
-    __slots__ = ("source", "sha")
-
-    def __init__(self, source: str) -> None:
-        self.source = source.encode()
-        self.sha = hashlib.sha1(self.source).hexdigest().encode()
-
-    def invoke(self, keys: Sequence[Arg], args: Sequence[Arg]) -> list[Arg]:
-        return [b"EVALSHA", self.sha, len(keys), *keys, *args]
-
-    def load(self) -> list[Arg]:
-        return [b"SCRIPT", b"LOAD", self.source]
-
-    @staticmethod
-    def missing(error: BaseException) -> bool:
-        return isinstance(error, ResponseError) and str(error).startswith("NOSCRIPT")
-
-
 class Function:
-    """A function of a Valkey function library (`source`, with a `#!lua name=` line),
+    """A function of a function library (Redis 7 or Valkey) (`source`, with a `#!lua name=` line),
     called with FCALL and the library loaded when the server does not know it. The
     names carry a hash of the library, so that two versions of it can run side by side."""
 
@@ -78,7 +57,7 @@ class ScriptLine:
     async def call(self, *args: Arg) -> Any:
         return await (await self._live()).send(command(*args))
 
-    async def run(self, script: Script | Function, keys: Sequence[Arg], args: Sequence[Arg]) -> Any:
+    async def run(self, script: Function, keys: Sequence[Arg], args: Sequence[Arg]) -> Any:
         try:
             return await self.call(*script.invoke(keys, args))
         except ResponseError as exc:
@@ -87,7 +66,7 @@ class ScriptLine:
         await self._load(script)
         return await self.call(*script.invoke(keys, args))
 
-    async def _load(self, script: Script | Function) -> None:
+    async def _load(self, script: Function) -> None:
         """Load a script unknown to this server (new, restarted, or flushed) once, however
         many calls found it missing: a cold server meets every call in flight at once."""
         loading = self._loading.get(script.source)
@@ -96,7 +75,7 @@ class ScriptLine:
             loading.add_done_callback(lambda _: self._loading.pop(script.source, None))
         await asyncio.shield(loading)
 
-    async def run_all(self, script: Script | Function,
+    async def run_all(self, script: Function,
                       calls: Sequence[tuple[Sequence[Arg], Sequence[Arg]]]) -> list[Any]:
         """Several calls of one script, written in one go; replies in the same order."""
         connection = await self._live()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 
@@ -12,10 +13,24 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from realtime.script_line import Function, Script, ScriptLine
+from realtime.script_line import Function, ScriptLine
 
-APPEND = Script("redis.call('RPUSH', KEYS[1], ARGV[1]); return {ARGV[1], redis.call('LLEN', KEYS[1])}")
-FAIL = Script("return redis.error_reply('NOPE not today')")
+TEST_LIBRARY = f"line_test_{uuid.uuid4().hex[:8]}"
+_SOURCE = f"""#!lua name={TEST_LIBRARY}
+redis.register_function('{TEST_LIBRARY}_append', function(keys, args)
+  redis.call('RPUSH', keys[1], args[1])
+  return {{args[1], redis.call('LLEN', keys[1])}}
+end)
+redis.register_function('{TEST_LIBRARY}_fail', function(keys, args)
+  return redis.error_reply('NOPE not today')
+end)""".encode()
+APPEND = Function(_SOURCE, f"{TEST_LIBRARY}_append".encode())
+FAIL = Function(_SOURCE, f"{TEST_LIBRARY}_fail".encode())
+
+
+async def forget(plain: aioredis.Redis) -> None:
+    """The server forgets the test library, as a restarted one would."""
+    await plain.execute_command("FUNCTION", "DELETE", TEST_LIBRARY)
 
 
 @pytest.fixture
@@ -29,10 +44,11 @@ async def test_calls_made_together_are_answered_each_with_its_own_reply_in_order
     redis_url: str, plain: aioredis.Redis
 ) -> None:
     key = f"line:{uuid.uuid4().hex}"
-    await plain.script_flush()  # the first call meets NOSCRIPT and loads the script
+    with contextlib.suppress(ResponseError):
+        await forget(plain)  # the first call finds the function missing and loads the library
     line = ScriptLine(redis_url)
     try:
-        # Each call gets its own reply, though after NOSCRIPT each one retries on its own.
+        # Each call gets its own reply, though after a missing function each one retries on its own.
         first = await asyncio.gather(*(line.run(APPEND, [key], [n]) for n in range(100)))
         assert [arg for arg, _ in first] == [str(n).encode() for n in range(100)]
         assert sorted(length for _, length in first) == list(range(1, 101))
@@ -42,7 +58,7 @@ async def test_calls_made_together_are_answered_each_with_its_own_reply_in_order
         assert (await plain.lrange(key, 100, -1)) == [str(n).encode() for n in range(100, 200)]
         batch = await line.run_all(APPEND, [([key], ["a"]), ([key], [1.5])])
         assert batch == [[b"a", 201], [b"1.5", 202]]
-        await plain.script_flush()  # a batch that meets NOSCRIPT loads the script and runs each call once
+        await forget(plain)  # a batch that finds it missing loads the library and runs each call once
         again = await line.run_all(APPEND, [([key], ["b"]), ([key], ["c"])])
         assert again == [[b"b", 203], [b"c", 204]]
         assert await plain.llen(key) == 204
@@ -70,9 +86,9 @@ async def test_a_function_library_is_loaded_once_by_all_the_calls_that_find_it_m
 ) -> None:
     tag = uuid.uuid4().hex[:8]
     append = Function(f"""#!lua name=line_{tag}
-server.register_function('append_{tag}', function(keys, args)
-  server.call('RPUSH', keys[1], args[1])
-  return server.call('LLEN', keys[1])
+redis.register_function('append_{tag}', function(keys, args)
+  redis.call('RPUSH', keys[1], args[1])
+  return redis.call('LLEN', keys[1])
 end)""".encode(), f"append_{tag}".encode())
     key = f"line:{uuid.uuid4().hex}"
     line = ScriptLine(redis_url)
