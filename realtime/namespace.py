@@ -328,6 +328,8 @@ class Namespace:
             return msgspec.convert(raw, payload_type)
         except msgspec.ValidationError as exc:
             raise _invalid(exc) from None
+        except UnicodeEncodeError:  # msgspec names an unknown field: one whose name is half an emoji
+            raise AppError("invalid_payload", "a field name holds a lone surrogate") from None
 
     async def _time_sync(self, session: Session, payload: p.TimeSyncRequest) -> p.TimeSyncReply:
         return p.TimeSyncReply(server_time=now_ms())

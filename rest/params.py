@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 import uuid
 import zoneinfo
 from datetime import UTC, date, datetime, timedelta
@@ -13,12 +14,17 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
+from realtime.protocol import TEXT
+
 from .problems import invalid
 
 MAX_LIMIT = 100
 DEFAULT_LIMIT = 20
 BUCKETS = ("day", "week", "month")
-_TIMEZONES = zoneinfo.available_timezones()
+# The IANA names Python and Postgres both know (`localtime` is a file of this machine's, not a zone).
+_TIMEZONES = zoneinfo.available_timezones() - {"localtime", "Factory", "posixrules"}
+# Dates a history can hold; outside them date arithmetic overflows.
+_YEARS = range(1900, 2201)
 
 
 def json_response(body: msgspec.Struct, status: int = 200) -> Response:
@@ -43,8 +49,8 @@ def path_uuid(request: Request, name: str) -> uuid.UUID:
 
 def path_text(request: Request, name: str, max_length: int = 64) -> str:
     value: str = request.path_params[name]
-    if not 1 <= len(value) <= max_length:
-        raise invalid(name, f"1 to {max_length} characters")
+    if not 1 <= len(value) <= max_length or not re.match(TEXT, value):
+        raise invalid(name, f"1 to {max_length} characters, without NUL")
     return value
 
 
@@ -91,11 +97,16 @@ def day_or_time(request: Request, name: str, tz: str, default: datetime, whole_d
         return default
     try:
         if len(raw) == 10:
-            day = date.fromisoformat(raw) + timedelta(days=1 if whole_day else 0)
+            day = date.fromisoformat(raw)
+            if day.year not in _YEARS:
+                raise ValueError
+            day += timedelta(days=1 if whole_day else 0)
             return datetime(day.year, day.month, day.day, tzinfo=zoneinfo.ZoneInfo(tz))
         parsed = datetime.fromisoformat(raw)
+        if parsed.year not in _YEARS:
+            raise ValueError
     except ValueError:
-        raise invalid(name, "a date (YYYY-MM-DD) or an ISO 8601 date-time") from None
+        raise invalid(name, "a date (YYYY-MM-DD) or an ISO 8601 date-time, years 1900 to 2200") from None
     if parsed.tzinfo is None:
         raise invalid(name, "a date-time needs its UTC offset, e.g. 2026-11-01T00:00:00+01:00")
     return parsed

@@ -173,6 +173,20 @@ async def test_completing_again_with_other_notes_is_refused_not_acked(user, data
     (row,) = await rows(database_url, "SELECT notes FROM workouts WHERE user_id = $1", uid)
     assert row["notes"] == "done"
 
+    # Two devices completing at once with other notes: one is stored and acked, the other refused.
+    wid = new_id()
+    await ok(phone, "workout:start", {"workout_id": wid})
+    await log_sets(phone, wid, [("curl", 15, 10)])
+    acks = await asyncio.gather(phone.emit("workout:complete", {"workout_id": wid, "notes": "A"}),
+                                watch.emit("workout:complete", {"workout_id": wid, "notes": "B"}))
+    assert sorted(a["ok"] for a in acks) == [False, True], acks
+    refused = next(a for a in acks if not a["ok"])
+    assert refused["error"]["code"] == "conflict" and refused["error"]["details"]["status"] in ("completing", "completed")
+    stored = "A" if acks[0]["ok"] else "B"
+    (row,) = await rows(database_url, "SELECT notes FROM workouts WHERE user_id = $1 AND id = $2", uid,
+                        uuid.UUID(wid))
+    assert row["notes"] == stored
+
 
 async def test_a_heavier_set_in_a_later_workout_beats_the_stored_record(user) -> None:
     _, phone, watch = user

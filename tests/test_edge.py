@@ -166,6 +166,7 @@ async def test_a_client_that_breaks_the_protocol_or_leaves_ends_only_its_own_con
     (b'421["room:create",{"name":"a\\ud83db"}]', "name"),
     (b'422["time:sync",{"a":"\\udc00"}]', "a"),
     (b'423["set:complete",NaN]', None),  # not JSON at all: the ack says so
+    (b'424["time:sync",{"\\ud83d":1}]', None),  # a field named with half an emoji
 ])
 async def test_an_event_that_strict_json_refuses_still_gets_one_ack(server: str, packet: bytes,
                                                                       field: str | None) -> None:

@@ -194,6 +194,13 @@ async def test_volume_buckets_follow_the_time_zone(http, database_url: str) -> N
     ("/api/v1/analytics/volume", {"from": "2026-02-30"}, "from"),
     ("/api/v1/analytics/volume", {"from": "2026-03-01", "to": "2026-02-01"}, "from"),
     ("/api/v1/analytics/volume", {"to": "2026-03-01T10:00:00"}, "to"),
+    # Each of these was a 500: a date past what date arithmetic holds, a zone Postgres does not know,
+    # and a NUL Postgres cannot take.
+    ("/api/v1/analytics/volume", {"from": "9999-12-01", "to": "9999-12-31"}, "to"),
+    ("/api/v1/analytics/volume", {"to": "0001-01-01"}, "to"),
+    ("/api/v1/analytics/volume", {"tz": "localtime"}, "tz"),
+    ("/api/v1/exercises/%00/records", {}, "exercise_id"),
+    ("/api/v1/exercises/%00/history", {}, "exercise_id"),
 ])
 async def test_a_bad_parameter_is_named(http, path: str, query: dict, name: str) -> None:
     body = problem_of(await http.get(path, params=query, headers=bearer("v")), 400, "invalid_payload")

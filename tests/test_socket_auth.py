@@ -72,6 +72,7 @@ async def test_valid_token_gets_session_ready(server: str) -> None:
         ("long device_id", {"token": token("u1"), "device_id": "d" * 65}),
         ("NUL in device_id", {"token": token("u1"), "device_id": "a\u0000b"}),
         ("NUL in sub", {"token": token("u\u00001"), "device_id": "phone"}),
+        ("half an emoji in sub", {"token": token("a\ud83db"), "device_id": "phone"}),
     ],
 )
 async def test_refused_handshakes(server: str, case: str, auth: object) -> None:

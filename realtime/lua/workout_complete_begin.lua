@@ -11,7 +11,12 @@ if status == 'completed' then
   if field('notes') ~= ARGV[6] then return {'ended', status} end
   return recall('complete', '') or {'ended', status}
 end
-if status == 'completing' then return {'store', snapshot_json(), field('notes')} end
+if status == 'completing' then
+  -- Another completion is in flight (or was left by a dead process): the same one joins it, one
+  -- with other notes is refused; the idle reaper (ARGV 7) finishes it with the notes it has.
+  if field('notes') ~= ARGV[6] and not ARGV[7] then return {'ended', status} end
+  return {'store', snapshot_json(), field('notes')}
+end
 local closed = ended(status)
 if closed then return closed end
 if ARGV[7] and tonumber(field('last_at')) > tonumber(ARGV[7]) then return {'active'} end
