@@ -2,7 +2,7 @@
 """Bootstrap for a fresh machine: make .venv, install liveset into it, then run.
 
     python3 run.py server   # the server on embedded Valkey + PostgreSQL (liveset dev)
-    python3 run.py tests    # ruff, mypy, the whole test suite on Valkey, then its `every_redis` tests on Redis 7
+    python3 run.py tests    # ruff, mypy, import layers, the whole suite on Valkey, then `every_redis` on Redis 7
                             # (extra arguments go to one pytest run instead)
 
 Needs only Python >= 3.11 and the package registry. Reinstalls when
@@ -53,9 +53,10 @@ def main() -> None:
     os.environ["VIRTUAL_ENV"] = str(VENV)
     extra = sys.argv[2:]
     if sys.argv[1] == "tests" and not extra:
-        # The linter and the type checker, the whole suite on the embedded Valkey, then what
-        # touches the live state on Redis 7.
-        steps = [[str(BIN / "ruff"), "check", "."], [str(BIN / "mypy")], [executable, *args],
+        # The linter, the type checker and the import layers, the whole suite on the embedded
+        # Valkey, then what touches the live state on Redis 7.
+        steps = [[str(BIN / "ruff"), "check", "."], [str(BIN / "mypy")], [str(BIN / "lint-imports")],
+                 [executable, *args],
                  [executable, *args, "-m", "every_redis", "--redis-server", "redis"]]
         codes = [subprocess.run(step).returncode for step in steps]
         sys.exit(next((code for code in codes if code), 0))

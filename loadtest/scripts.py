@@ -29,8 +29,8 @@ from pathlib import Path
 import redis
 from redis.asyncio import Redis
 
+from liveset.dev.embedded import EmbeddedRedis
 from realtime import protocol as p
-from realtime.embedded import EmbeddedRedis
 from realtime.keys import Keys
 from realtime.live_state import LiveState
 from realtime.records import baseline_json

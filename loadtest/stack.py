@@ -20,7 +20,7 @@ from pathlib import Path
 
 import httpx
 
-from realtime.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
+from liveset.dev.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 PEERS = ROOT / "loadtest" / "peers"
@@ -71,7 +71,7 @@ class Stack:
             for server in (self.redis, self.postgres):
                 assert server.proc is not None
                 os.sched_setaffinity(server.proc.pid, self.backend_cpus)
-        subprocess.run([sys.executable, "-m", "realtime", "migrate"], check=True, cwd=ROOT,
+        subprocess.run([sys.executable, "-m", "liveset", "migrate"], check=True, cwd=ROOT,
                        env={**os.environ, "DATABASE_URL": self.database_url}, capture_output=True)
         return self
 

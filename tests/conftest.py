@@ -23,7 +23,7 @@ import asyncpg
 import pytest
 
 from db.migrate import migrate_url
-from realtime.embedded import EmbeddedPostgres, EmbeddedRedis
+from liveset.dev.embedded import EmbeddedPostgres, EmbeddedRedis
 from realtime.settings import Settings
 
 from .clients import Device, token

@@ -20,8 +20,8 @@ from pathlib import Path
 import httpx
 import uvicorn
 
-from realtime.asgi import create_app
-from realtime.embedded import free_port
+from liveset.asgi import create_app
+from liveset.dev.embedded import free_port
 from realtime.http_protocol import UpgradeReleasingHttpToolsProtocol
 from realtime.settings import Settings
 

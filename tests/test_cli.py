@@ -8,8 +8,8 @@ import sys
 
 import asyncpg
 
+from liveset.cli import dev_environment
 from realtime.auth import TokenVerifier
-from realtime.cli import dev_environment
 from realtime.settings import from_env
 
 from .servers import ROOT, TEST_SECRET
@@ -18,7 +18,7 @@ from .servers import ROOT, TEST_SECRET
 def liveset(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if k not in ("JWT_SECRET", "DATABASE_URL", "REDIS_URL")}
     return subprocess.run(
-        [sys.executable, "-m", "realtime", *args], env={**clean, **env}, cwd=ROOT,
+        [sys.executable, "-m", "liveset", *args], env={**clean, **env}, cwd=ROOT,
         capture_output=True, text=True, timeout=60,
     )
 

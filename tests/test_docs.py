@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 
-from realtime import protocol, schema_doc
+from liveset.dev import schema_doc
+from realtime import protocol
 
 from .servers import ROOT
 
@@ -12,7 +13,7 @@ from .servers import ROOT
 def test_protocol_doc_schemas_match_the_structs() -> None:
     document = (ROOT / "docs" / "protocol.md").read_text()
     assert schema_doc.replace_block(document) == document, (
-        "docs/protocol.md is stale: run `python -m realtime.schema_doc --write docs/protocol.md`"
+        "docs/protocol.md is stale: run `python -m liveset.dev.schema_doc --write docs/protocol.md`"
     )
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from realtime.embedded import VALKEY_MALLOC, EmbeddedRedis
+from liveset.dev.embedded import VALKEY_MALLOC, EmbeddedRedis
 
 
 def _tunables(server: EmbeddedRedis) -> str | None:

@@ -23,7 +23,7 @@ import httpx
 import pytest
 import redis
 
-from realtime.embedded import free_port
+from liveset.dev.embedded import free_port
 
 from .clients import Device
 from .servers import ROOT

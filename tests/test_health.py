@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 
-from realtime.embedded import EmbeddedPostgres, EmbeddedRedis
+from liveset.dev.embedded import EmbeddedPostgres, EmbeddedRedis
 
 from .clients import Device, token
 from .conftest import make_settings

@@ -16,10 +16,10 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, invariant, rule
 
+from liveset.lifespan import redis_client
 from realtime import protocol as p
 from realtime.errors import AppError
 from realtime.keys import Keys
-from realtime.lifespan import redis_client
 from realtime.live_state import LiveState
 from realtime.records import number_text
 from realtime.script_line import ScriptLine

@@ -13,9 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from liveset.lifespan import redis_client
 from realtime import protocol as p
 from realtime.keys import Keys
-from realtime.lifespan import redis_client
 from realtime.live_state import LiveState
 from realtime.script_line import ScriptLine
 

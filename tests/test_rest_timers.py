@@ -8,10 +8,10 @@ import uuid
 
 import pytest
 
+from liveset.lifespan import redis_client
 from realtime import live_state
 from realtime import protocol as p
 from realtime.keys import Keys, shard_of
-from realtime.lifespan import redis_client
 from realtime.live_state import LiveState, now_ms
 from realtime.script_line import ScriptLine
 

@@ -9,18 +9,17 @@ from collections.abc import AsyncIterator
 import socketio
 from starlette.applications import Starlette
 
+from liveset.lifespan import lifespan
+from realtime import logs
+from realtime.asgi_release import ReleaseOnEnd
+from realtime.auth import TokenVerifier
+from realtime.edge import STATE_KEY, Edge
+from realtime.namespace import Namespace
+from realtime.rooms import RoomHandlers
+from realtime.services import Services
+from realtime.settings import Settings, SettingsError, from_env
+from realtime.workouts import WorkoutHandlers
 from rest.app import create_rest_app
-
-from . import logs
-from .asgi_release import ReleaseOnEnd
-from .auth import TokenVerifier
-from .edge import STATE_KEY, Edge
-from .lifespan import lifespan
-from .namespace import Namespace
-from .rooms import RoomHandlers
-from .services import Services
-from .settings import Settings, SettingsError, from_env
-from .workouts import WorkoutHandlers
 
 
 def create_app(settings: Settings | None = None) -> ReleaseOnEnd:

@@ -16,11 +16,10 @@ from urllib.parse import urlsplit
 import uvicorn
 
 from db.migrate import migrate_url
-
-from .asgi import create_app
-from .auth import mint
-from .http_protocol import UpgradeReleasingHttpToolsProtocol
-from .settings import Settings, SettingsError, environment, from_env
+from liveset.asgi import create_app
+from realtime.auth import mint
+from realtime.http_protocol import UpgradeReleasingHttpToolsProtocol
+from realtime.settings import Settings, SettingsError, environment, from_env
 
 DEV_HOME = Path(".liveset")
 DEMO_USER = "demo"
@@ -97,7 +96,7 @@ def _dev_secret(home: Path) -> str:
 @contextlib.contextmanager
 def dev_environment(env: dict[str, str], home: Path) -> Iterator[dict[str, str]]:
     """Fill in what `dev` needs: embedded servers for unset URLs, a local JWT secret."""
-    from .embedded import EmbeddedPostgres, EmbeddedRedis
+    from liveset.dev.embedded import EmbeddedPostgres, EmbeddedRedis
 
     env = dict(env)
     env.setdefault("HOST", "127.0.0.1")

@@ -14,19 +14,18 @@ import socketio
 from redis.asyncio import BlockingConnectionPool, Redis
 
 from db.pool import create_pool
-
-from . import gc_tuning, idle_reaper, loop_lag
-from .devices import Devices
-from .fanout import Fanout
-from .keys import Keys
-from .live_state import LiveState
-from .persist import Writer
-from .scheduler import TimerScheduler
-from .script_line import ScriptLine
-from .services import Runtime, Services
+from realtime import gc_tuning, idle_reaper, loop_lag
+from realtime.devices import Devices
+from realtime.fanout import Fanout
+from realtime.keys import Keys
+from realtime.live_state import LiveState
+from realtime.persist import Writer
+from realtime.scheduler import TimerScheduler
+from realtime.script_line import ScriptLine
+from realtime.services import Runtime, Services
 
 if TYPE_CHECKING:
-    from .rooms import RoomHandlers
+    from realtime.rooms import RoomHandlers
 
 log = logging.getLogger("liveset")
 

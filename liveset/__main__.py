@@ -1,0 +1,3 @@
+from liveset.cli import main
+
+main()
