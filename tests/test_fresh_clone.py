@@ -73,7 +73,8 @@ def run_readme_example(clone: Path, port: int, token: str) -> dict:
                             timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "error:" not in result.stdout, result.stdout
-    assert result.stdout.count("event: rest:timer") == 6, result.stdout  # each timer started and finished
+    # Each timer started and finished (the client's handlers print from their own threads, so lines may interleave).
+    assert result.stdout.count("rest:timer") == 6, result.stdout
     return ast.literal_eval(result.stdout.strip().splitlines()[-1])
 
 
