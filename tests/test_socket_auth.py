@@ -9,6 +9,7 @@ import hmac
 import json
 import time
 import uuid
+from typing import Any
 
 import jwt
 import pytest
@@ -98,36 +99,27 @@ async def test_audience_and_issuer_are_checked_when_configured(redis_url: str, d
                             "device_id": "phone"})
 
 
-async def test_rs256_refuses_hs256_signed_with_the_public_key(redis_url: str, database_url: str) -> None:
-    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+@pytest.mark.parametrize(("algorithm", "new_key"), [
+    ("RS256", lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048)),
+    ("ES256", lambda: ec.generate_private_key(ec.SECP256R1())),
+])
+async def test_a_public_key_algorithm_takes_its_key_only(redis_url: str, database_url: str, algorithm: str,
+                                                         new_key: Any) -> None:
+    private, stranger = new_key(), new_key()
     public_pem = private.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     ).decode()
-    settings = make_settings(redis_url, database_url, jwt_algorithm="RS256", jwt_key=public_pem)
+    settings = make_settings(redis_url, database_url, jwt_algorithm=algorithm, jwt_key=public_pem)
     claims = {"sub": "u1", "exp": int(time.time()) + 60}
     async with in_process(settings) as url:
-        device = await Device().connect(url, {"token": jwt.encode(claims, private, algorithm="RS256"),
-                                              "device_id": "watch"})
-        await device.wait_for("session:ready")
-        await device.close()
-        # The classic algorithm-confusion forgery: HMAC keyed with the public key.
-        await refused(url, {"token": _hs256_signed_with(claims, public_pem), "device_id": "watch"})
-
-
-async def test_es256_accepts_its_key_and_refuses_another(redis_url: str, database_url: str) -> None:
-    private, stranger = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
-    public_pem = private.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    ).decode()
-    settings = make_settings(redis_url, database_url, jwt_algorithm="ES256", jwt_key=public_pem)
-    claims = {"sub": "u1", "exp": int(time.time()) + 60}
-    async with in_process(settings) as url:
-        device = await Device().connect(url, {"token": jwt.encode(claims, private, algorithm="ES256"),
+        device = await Device().connect(url, {"token": jwt.encode(claims, private, algorithm=algorithm),
                                               "device_id": "watch"})
         (ready,) = await device.wait_for("session:ready")
         assert ready["user_id"] == "u1"
         await device.close()
-        await refused(url, {"token": jwt.encode(claims, stranger, algorithm="ES256"), "device_id": "watch"})
+        await refused(url, {"token": jwt.encode(claims, stranger, algorithm=algorithm), "device_id": "watch"})
+        # The classic algorithm-confusion forgery: HMAC keyed with the public key.
+        await refused(url, {"token": _hs256_signed_with(claims, public_pem), "device_id": "watch"})
         await refused(url, {"token": token("u1"), "device_id": "watch"})  # HS256 with the test secret
 
 
