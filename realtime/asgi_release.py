@@ -14,7 +14,11 @@ counting frees the connection at once and a cycle keeps only the relay.
 
 from __future__ import annotations
 
+import logging
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+log = logging.getLogger("liveset.edge")
 
 
 class _Relay:
@@ -36,11 +40,19 @@ class _Relay:
 class ReleaseOnEnd:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self.warned = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await self.app(scope, receive, send)
             return
+        if scope["type"] == "websocket" and not self.warned and b"sid=" not in scope.get("query_string", b""):
+            # A websocket that opened straight to Engine.IO belongs to the edge (http_protocol.py):
+            # here it means uvicorn runs without the Procfile's --http, and every connection costs
+            # about 44 KB instead of 6. It still works, so say it once rather than refuse it.
+            self.warned = True
+            log.warning("a websocket reached the ASGI app, not liveset's edge: run uvicorn with "
+                        "--http realtime.http_protocol:UpgradeReleasingHttpToolsProtocol (see the Procfile)")
         relay = _Relay(scope["type"], receive)
         try:
             await self.app(scope, relay.receive, send)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import logging
 import re
 import struct
 import uuid
@@ -18,7 +19,10 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+import uvicorn
 
+from liveset.asgi import create_app
+from liveset.dev.embedded import free_port
 from realtime.edge import EdgeSocket
 from realtime.ws_frames import BINARY, CLOSE, CONTINUATION, PING, PONG, TEXT
 
@@ -315,3 +319,29 @@ async def test_the_device_that_logs_a_set_gets_its_ack_and_the_event_in_one_writ
         together += any(ack in w and b'42["set:completed"' in w for w in log.writes)
     await client.close()
     assert together >= 3, [re.findall(rb"4[23]\d*\[\"?[a-z:]*", w) for w in log.writes]
+
+
+async def test_without_the_procfiles_http_protocol_websockets_still_work_and_the_log_says_so(settings) -> None:
+    port = free_port()
+    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_config=None, lifespan="on",
+                            ws_per_message_deflate=False, ws_ping_interval=None, access_log=False)  # no --http
+    server = uvicorn.Server(config)
+    said: list[str] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = lambda record: said.append(record.getMessage())  # type: ignore[method-assign]
+    logging.getLogger("liveset.edge").addHandler(handler)  # create_app set the root's handlers: one of our own
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            await asyncio.sleep(0.01)
+        for _ in range(2):  # said once, however many connect
+            device = await Device().connect(f"http://127.0.0.1:{port}", {"token": token("no-edge"), "device_id": "d"})
+            await device.wait_for("session:ready")
+            assert (await device.emit("time:sync", {}))["ok"] is True
+            await device.close()
+        assert said == ["a websocket reached the ASGI app, not liveset's edge: run uvicorn with "
+                        "--http realtime.http_protocol:UpgradeReleasingHttpToolsProtocol (see the Procfile)"]
+    finally:
+        logging.getLogger("liveset.edge").removeHandler(handler)
+        server.should_exit = True
+        await task
