@@ -17,6 +17,8 @@ from loadtest.stack import NODE_PEER
 
 from .servers import ROOT
 
+pytestmark = pytest.mark.slow  # each run starts a whole stack (and the peers, npm)
+
 
 def run_tool(*args: str) -> dict:
     """Run `python -m loadtest` and return its one result (the JSON and chart are removed)."""
