@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import re
 import time
 
 import jwt
 import msgspec
 
-from .protocol import TEXT
+from .protocol import is_text
 from .settings import Settings
 
 
@@ -48,7 +47,7 @@ class TokenVerifier:
         except jwt.InvalidTokenError as exc:
             raise AuthError(f"invalid token: {exc}") from None
         sub = claims["sub"]
-        if not isinstance(sub, str) or not 1 <= len(sub) <= 128 or not re.match(TEXT, sub):
+        if not isinstance(sub, str) or not 1 <= len(sub) <= 128 or not is_text(sub):
             raise AuthError("invalid token: sub must be a string of 1-128 characters, without NUL or lone surrogates")
         return Claims(user_id=sub, expires_at=float(claims["exp"]))
 

@@ -6,6 +6,7 @@ encoded once. New fields always get defaults, so older clients keep working.
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Annotated, Any, Literal
 
@@ -18,6 +19,13 @@ from .errors import ErrorCode
 # surrogate (no UTF-8 encodes it): refused here, not found when the workout is stored
 # (namespace.py words msgspec's message for it).
 TEXT = r"^[^\x00\ud800-\udfff]*$"  # escapes for the regex engine, so the schemas stay encodable
+_TEXT = re.compile(TEXT)
+
+
+def is_text(value: str) -> bool:
+    """Whether `value` keeps the rule the Structs' text fields keep (for text that comes in
+    elsewhere: a token's `sub`, a REST path)."""
+    return _TEXT.match(value) is not None
 DeviceId = Annotated[str, Meta(min_length=1, max_length=64, pattern=TEXT)]
 Token = Annotated[str, Meta(min_length=1, max_length=8192)]
 ExerciseId = Annotated[str, Meta(min_length=1, max_length=64, pattern=TEXT)]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import re
 import uuid
 import zoneinfo
 from datetime import UTC, date, datetime, timedelta
@@ -14,7 +13,7 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from realtime.protocol import TEXT
+from realtime.protocol import is_text
 
 from .problems import invalid
 
@@ -49,7 +48,7 @@ def path_uuid(request: Request, name: str) -> uuid.UUID:
 
 def path_text(request: Request, name: str, max_length: int = 64) -> str:
     value: str = request.path_params[name]
-    if not 1 <= len(value) <= max_length or not re.match(TEXT, value):
+    if not 1 <= len(value) <= max_length or not is_text(value):
         raise invalid(name, f"1 to {max_length} characters, without NUL")
     return value
 
