@@ -30,7 +30,7 @@ ORDER BY type, weight_kg
 
 DELETE_FOR_EXERCISES = "DELETE FROM personal_records WHERE user_id = $1 AND exercise_id = any($2::text[])"
 
-# The records the remaining sets hold, by the rules in realtime/records.py: the
+# The records the remaining sets hold, by the rules in realtime/core/records.py: the
 # best value wins, and on a tie the earliest set (a tie is not a record).
 DERIVE_FOR_EXERCISES = """
 WITH counted AS (

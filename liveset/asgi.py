@@ -10,15 +10,15 @@ import socketio
 from starlette.applications import Starlette
 
 from liveset.lifespan import lifespan
-from realtime import logs
-from realtime.asgi_release import ReleaseOnEnd
-from realtime.auth import TokenVerifier
-from realtime.edge import STATE_KEY, Edge
-from realtime.namespace import Namespace
-from realtime.rooms import RoomHandlers
-from realtime.services import Services
-from realtime.settings import Settings, SettingsError, from_env
-from realtime.workouts import WorkoutHandlers
+from realtime.core import logs
+from realtime.core.auth import TokenVerifier
+from realtime.core.settings import Settings, SettingsError, from_env
+from realtime.handlers.namespace import Namespace
+from realtime.handlers.rooms import RoomHandlers
+from realtime.handlers.workouts import WorkoutHandlers
+from realtime.live.services import Services
+from realtime.transport.asgi_release import ReleaseOnEnd
+from realtime.transport.edge import STATE_KEY, Edge
 from rest.app import create_rest_app
 
 

@@ -17,9 +17,9 @@ import uvicorn
 
 from db.migrate import migrate_url
 from liveset.asgi import create_app
-from realtime.auth import mint
-from realtime.http_protocol import UpgradeReleasingHttpToolsProtocol
-from realtime.settings import Settings, SettingsError, environment, from_env
+from realtime.core.auth import mint
+from realtime.core.settings import Settings, SettingsError, environment, from_env
+from realtime.transport.http_protocol import UpgradeReleasingHttpToolsProtocol
 
 DEV_HOME = Path(".liveset")
 DEMO_USER = "demo"

@@ -14,18 +14,20 @@ import socketio
 from redis.asyncio import BlockingConnectionPool, Redis
 
 from db.pool import create_pool
-from realtime import gc_tuning, idle_reaper, loop_lag
-from realtime.devices import Devices
-from realtime.fanout import Fanout
-from realtime.keys import Keys
-from realtime.live_state import LiveState
-from realtime.persist import Writer
-from realtime.scheduler import TimerScheduler
-from realtime.script_line import ScriptLine
-from realtime.services import Runtime, Services
+from realtime.core import gc_tuning, loop_lag
+from realtime.core.keys import Keys
+from realtime.live import idle_reaper
+from realtime.live.devices import Devices
+from realtime.live.fanout import Fanout
+from realtime.live.live_state import LiveState
+from realtime.live.persist import Writer
+from realtime.live.scheduler import TimerScheduler
+from realtime.live.script_line import ScriptLine
+from realtime.live.services import Runtime, Services
+from realtime.transport.sockets import LocalSockets
 
 if TYPE_CHECKING:
-    from realtime.rooms import RoomHandlers
+    from realtime.handlers.rooms import RoomHandlers
 
 log = logging.getLogger("liveset")
 
@@ -75,7 +77,8 @@ async def lifespan(
         pool = await create_pool(settings.database_url)
         keys = Keys(settings.redis_prefix)
         live = LiveState(redis, line, keys, load_baseline, settings.workout_log_cap)
-        fanout = Fanout(settings.redis_url, sio, keys, services.metrics, settings.max_queued_packets)
+        sockets = LocalSockets(sio, settings.max_queued_packets, services.metrics.slow_consumers.inc)
+        fanout = Fanout(settings.redis_url, sockets, keys, services.metrics)
         fanout.on_kick = rooms.on_kick
         timers = TimerScheduler(live, services.metrics)
         devices = Devices(line, keys, settings.max_devices_per_user, on_dead=rooms.purge_dead)

@@ -30,11 +30,11 @@ import redis
 from redis.asyncio import Redis
 
 from liveset.dev.embedded import EmbeddedRedis
-from realtime import protocol as p
-from realtime.keys import Keys
-from realtime.live_state import LiveState
-from realtime.records import baseline_json
-from realtime.script_line import ScriptLine
+from realtime.core import protocol as p
+from realtime.core.keys import Keys
+from realtime.core.records import baseline_json
+from realtime.live.live_state import LiveState
+from realtime.live.script_line import ScriptLine
 
 from .worker import training_set
 

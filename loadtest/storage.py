@@ -2,7 +2,7 @@
 
     python -m loadtest.storage store --workouts 30000 --clients 64 [--pin]
         completed workouts (20 sets each) stored per second: the one statement of
-        workout:complete (realtime/persist.py: Writer; the workout, its sets and its
+        workout:complete (realtime/live/persist.py: Writer; the workout, its sets and its
         records), run by several clients at once on the embedded PostgreSQL.
         The writer and PostgreSQL share the machine's cores as a deployment on it
         would; --pin confines the writer to core 0 and PostgreSQL to core 1.
@@ -30,9 +30,9 @@ import asyncpg
 import httpx
 
 from db.pool import create_pool
-from realtime import persist
-from realtime import protocol as p
-from realtime.auth import mint
+from realtime.core import protocol as p
+from realtime.core.auth import mint
+from realtime.live import persist
 
 from .__main__ import RESULTS, percentiles
 from .stack import SECRET, Stack

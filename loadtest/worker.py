@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from multiprocessing.queues import Queue
 from typing import Any
 
-from realtime.loop_lag import lateness
+from realtime.core.loop_lag import lateness
 
 from .wsclient import SocketIOClient
 

@@ -26,7 +26,7 @@ from websockets.utils import accept_key
 
 EventHandler = Callable[[str, Any, int], None]  # event, data, receipt time (ns)
 
-# The websockets library's framing, not liveset's own (realtime/ws_frames.py): a framing bug the
+# The websockets library's framing, not liveset's own (realtime/transport/ws_frames.py): a framing bug the
 # server had would otherwise be one the load generator shares, and no run could show it.
 TEXT, PING, PONG, CLOSE = Opcode.TEXT, Opcode.PING, Opcode.PONG, Opcode.CLOSE
 _SHORT = struct.Struct("!H")

@@ -10,7 +10,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 
-from realtime.services import Services
+from realtime.live.services import Services
 
 from . import problems
 from .routes import routes

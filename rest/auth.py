@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
-from realtime.auth import AuthError
-from realtime.errors import AppError
-from realtime.services import Services
+from realtime.core.auth import AuthError
+from realtime.core.errors import AppError
+from realtime.live.services import Services
 
 
 def user_id(request: Request) -> str:

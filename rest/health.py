@@ -7,7 +7,7 @@ import asyncio
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from realtime.services import Services
+from realtime.live.services import Services
 
 _CHECK_TIMEOUT_S = 2.0
 

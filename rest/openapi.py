@@ -9,7 +9,7 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from realtime.protocol import WorkoutSnapshot
+from realtime.core.protocol import WorkoutSnapshot
 
 from .params import BUCKETS, DEFAULT_LIMIT, MAX_LIMIT
 from .problems import Problem

@@ -11,7 +11,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from realtime.errors import AppError, ErrorCode
+from realtime.core.errors import AppError, ErrorCode
 
 log = logging.getLogger("liveset.rest")
 

@@ -7,9 +7,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from db import rooms as db_rooms
-from realtime.errors import AppError
-from realtime.protocol import PresenceEntry
-from realtime.rooms import change_presence, room_of
+from realtime.core.errors import AppError
+from realtime.core.protocol import PresenceEntry
+from realtime.live.room_state import change_presence, room_of
 
 from . import params
 from .auth import user_id

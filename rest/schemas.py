@@ -6,7 +6,7 @@ from typing import Any
 
 from msgspec import Struct
 
-from realtime.protocol import PresenceEntry, RecordType, Room, SetRecord
+from realtime.core.protocol import PresenceEntry, RecordType, Room, SetRecord
 
 
 class WorkoutItem(Struct):

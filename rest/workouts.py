@@ -12,9 +12,9 @@ from starlette.responses import Response
 
 from db import records as db_records
 from db import workouts as db_workouts
-from realtime.errors import AppError
-from realtime.records import baseline_json
-from realtime.services import Services
+from realtime.core.errors import AppError
+from realtime.core.records import baseline_json
+from realtime.live.services import Services
 
 from . import params
 from .auth import user_id

@@ -11,8 +11,8 @@ from typing import Any
 import msgspec
 import socketio
 
-from realtime import protocol
-from realtime.auth import mint
+from realtime.core import protocol
+from realtime.core.auth import mint
 
 from .servers import TEST_SECRET
 

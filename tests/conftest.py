@@ -24,7 +24,7 @@ import pytest
 
 from db.migrate import migrate_url
 from liveset.dev.embedded import EmbeddedPostgres, EmbeddedRedis
-from realtime.settings import Settings
+from realtime.core.settings import Settings
 
 from .clients import Device, token
 from .servers import TEST_SECRET, ServerProcess, in_process

@@ -22,8 +22,8 @@ import uvicorn
 
 from liveset.asgi import create_app
 from liveset.dev.embedded import free_port
-from realtime.http_protocol import UpgradeReleasingHttpToolsProtocol
-from realtime.settings import Settings
+from realtime.core.settings import Settings
+from realtime.transport.http_protocol import UpgradeReleasingHttpToolsProtocol
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_SECRET = "test-secret-" + "x" * 64

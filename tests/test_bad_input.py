@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from realtime import protocol
+from realtime.core import protocol
 
 from .clients import Device, error, ok, token
 from .conftest import make_settings

@@ -9,8 +9,8 @@ import sys
 import asyncpg
 
 from liveset.cli import dev_environment
-from realtime.auth import TokenVerifier
-from realtime.settings import from_env
+from realtime.core.auth import TokenVerifier
+from realtime.core.settings import from_env
 
 from .servers import ROOT, TEST_SECRET
 

@@ -14,11 +14,11 @@ import pytest
 
 from liveset.dev.embedded import EmbeddedPostgres
 from liveset.lifespan import redis_client
-from realtime import persist
-from realtime import protocol as p
-from realtime.keys import Keys, shard_of
-from realtime.live_state import LiveState
-from realtime.script_line import ScriptLine
+from realtime.core import protocol as p
+from realtime.core.keys import Keys, shard_of
+from realtime.live import persist
+from realtime.live.live_state import LiveState
+from realtime.live.script_line import ScriptLine
 
 from .clients import Device, check, error, ok, token
 from .conftest import make_settings
@@ -293,7 +293,7 @@ async def test_postgres_down_leaves_the_workout_live_and_a_retry_stores_it(
 
 
 async def test_idle_workouts_are_completed_or_discarded(settings, server: str, database_url: str) -> None:
-    from realtime import idle_reaper
+    from realtime.live import idle_reaper
 
     devices = {}
     wids = {}

@@ -1,10 +1,10 @@
 """A finished connection is freed by reference counting, not left for a garbage collection.
 
-The server runs with automatic collection off (realtime/gc_tuning.py), so a
+The server runs with automatic collection off (realtime/core/gc_tuning.py), so a
 connection whose objects sit in a reference cycle stays in memory until the
 next full collection; a reconnect storm piled up hundreds of thousands of them
-(realtime/asgi_release.py, realtime/engineio_websocket.py,
-realtime/http_protocol.py, realtime/edge.py).
+(realtime/transport/asgi_release.py, realtime/transport/engineio_websocket.py,
+realtime/transport/http_protocol.py, realtime/transport/edge.py).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import websockets
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from loadtest.wsclient import SocketIOClient
-from realtime.edge import EdgeSocket
+from realtime.transport.edge import EdgeSocket
 
 from .clients import token
 from .test_gc_tuning import collection_off

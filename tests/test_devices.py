@@ -9,7 +9,7 @@ import pytest
 import redis.asyncio as aioredis
 import socketio
 
-from realtime.keys import Keys
+from realtime.core.keys import Keys
 
 from .clients import Device, token
 from .conftest import make_settings

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from liveset.dev import schema_doc
-from realtime import protocol
+from realtime.core import protocol
 
 from .servers import ROOT
 

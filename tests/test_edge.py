@@ -1,4 +1,4 @@
-"""The websocket edge (realtime/edge.py) at the byte level: what a raw client sends, what it gets back.
+"""The websocket edge (realtime/transport/edge.py) at the byte level: what a raw client sends, what it gets back.
 
 The protocol tests drive it with python-socketio's client; these send what
 that client never would — fragments, broken frames, huge messages, Engine.IO's
@@ -23,8 +23,8 @@ import uvicorn
 
 from liveset.asgi import create_app
 from liveset.dev.embedded import free_port
-from realtime.edge import EdgeSocket
-from realtime.ws_frames import BINARY, CLOSE, CONTINUATION, PING, PONG, TEXT
+from realtime.transport.edge import EdgeSocket
+from realtime.transport.ws_frames import BINARY, CLOSE, CONTINUATION, PING, PONG, TEXT
 
 from .clients import Device, token
 from .conftest import make_settings
@@ -340,7 +340,7 @@ async def test_without_the_procfiles_http_protocol_websockets_still_work_and_the
             assert (await device.emit("time:sync", {}))["ok"] is True
             await device.close()
         assert said == ["a websocket reached the ASGI app, not liveset's edge: run uvicorn with "
-                        "--http realtime.http_protocol:UpgradeReleasingHttpToolsProtocol (see the Procfile)"]
+                        "--http realtime.transport.http_protocol:UpgradeReleasingHttpToolsProtocol (see the Procfile)"]
     finally:
         logging.getLogger("liveset.edge").removeHandler(handler)
         server.should_exit = True

@@ -1,4 +1,4 @@
-"""The server's collection policy (realtime/gc_tuning.py): growth is frozen, not scanned;
+"""The server's collection policy (realtime/core/gc_tuning.py): growth is frozen, not scanned;
 the timer's full collection unfreezes everything and frees what sits in cycles."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import gc
 import weakref
 from collections.abc import Iterator
 
-from realtime.gc_tuning import Collections
+from realtime.core.gc_tuning import Collections
 
 
 class _Node:

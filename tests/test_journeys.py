@@ -27,7 +27,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from realtime import protocol as p
+from realtime.core import protocol as p
 from rest import schemas
 
 from .clients import Device, check, token

@@ -1,7 +1,7 @@
 """A stateful test of the live state in Redis: duplicate, concurrent and out-of-order
 operations keep `seq` gapless and apply every write exactly once.
 
-It drives realtime.live_state directly (no sockets) against the real Redis, with
+It drives realtime.live.live_state directly (no sockets) against the real Redis, with
 its own event loop, and checks Redis against a model after every step.
 """
 
@@ -17,12 +17,12 @@ from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, invariant, rule
 
 from liveset.lifespan import redis_client
-from realtime import protocol as p
-from realtime.errors import AppError
-from realtime.keys import Keys
-from realtime.live_state import LiveState
-from realtime.records import number_text
-from realtime.script_line import ScriptLine
+from realtime.core import protocol as p
+from realtime.core.errors import AppError
+from realtime.core.keys import Keys
+from realtime.core.records import number_text
+from realtime.live.live_state import LiveState
+from realtime.live.script_line import ScriptLine
 
 pytestmark = pytest.mark.every_redis
 

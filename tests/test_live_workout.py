@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio import Redis
 
-from realtime.keys import Keys
+from realtime.core.keys import Keys
 
 from .clients import Device, check, error, ok, token
 

@@ -11,9 +11,9 @@ import msgspec
 import pytest
 from redis.asyncio import Redis
 
-from realtime.keys import Keys
-from realtime.records import weight_key
-from realtime.settings import Settings
+from realtime.core.keys import Keys
+from realtime.core.records import weight_key
+from realtime.core.settings import Settings
 
 from .clients import check, error, ok
 from .test_live_workout import new_id

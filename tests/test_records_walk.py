@@ -14,10 +14,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from liveset.lifespan import redis_client
-from realtime import protocol as p
-from realtime.keys import Keys
-from realtime.live_state import LiveState
-from realtime.script_line import ScriptLine
+from realtime.core import protocol as p
+from realtime.core.keys import Keys
+from realtime.live.live_state import LiveState
+from realtime.live.script_line import ScriptLine
 
 pytestmark = pytest.mark.every_redis
 

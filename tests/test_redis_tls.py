@@ -21,8 +21,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from realtime.script_line import ScriptLine
-from realtime.subscriber import Subscriber
+from realtime.live.script_line import ScriptLine
+from realtime.live.subscriber import Subscriber
 
 
 def _self_signed(folder: Path) -> tuple[Path, Path]:

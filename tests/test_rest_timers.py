@@ -9,11 +9,11 @@ import uuid
 import pytest
 
 from liveset.lifespan import redis_client
-from realtime import live_state
-from realtime import protocol as p
-from realtime.keys import Keys, shard_of
-from realtime.live_state import LiveState, now_ms
-from realtime.script_line import ScriptLine
+from realtime.core import protocol as p
+from realtime.core.keys import Keys, shard_of
+from realtime.live import live_state
+from realtime.live.live_state import LiveState, now_ms
+from realtime.live.script_line import ScriptLine
 
 from .clients import Device, check, error, ok, token
 from .test_live_workout import new_id

@@ -9,7 +9,7 @@ import uuid
 import msgspec
 import pytest
 
-from realtime import protocol
+from realtime.core import protocol
 
 from .clients import Device, check, error, ok, token
 from .conftest import make_settings

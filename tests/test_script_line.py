@@ -1,4 +1,4 @@
-"""The pipelined script connection (realtime/script_line.py) against the test Valkey."""
+"""The pipelined script connection (realtime/live/script_line.py) against the test Valkey."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from realtime.script_line import Function, ScriptLine
+from realtime.live.script_line import Function, ScriptLine
 
 TEST_LIBRARY = f"line_test_{uuid.uuid4().hex[:8]}"
 _SOURCE = f"""#!lua name={TEST_LIBRARY}

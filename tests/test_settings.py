@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from realtime.settings import SettingsError, from_env
+from realtime.core.settings import SettingsError, from_env
 
 from .servers import ROOT, procfile_line, with_venv_path
 

@@ -10,7 +10,7 @@ import httpx
 import redis.asyncio as aioredis
 from websockets.asyncio.client import connect
 
-from realtime.keys import Keys
+from realtime.core.keys import Keys
 
 from .clients import Device, token
 from .conftest import make_settings

@@ -1,10 +1,10 @@
-"""The client manager's own bookkeeping (realtime/socket_manager.py) agrees with python-socketio's room table."""
+"""The client manager's own bookkeeping (transport/socket_manager.py) agrees with python-socketio's room table."""
 
 from __future__ import annotations
 
 import socketio
 
-from realtime.socket_manager import Manager
+from realtime.transport.socket_manager import Manager
 
 
 async def test_rooms_and_pending_sets_are_kept_and_emptied_per_client() -> None:

@@ -1,4 +1,4 @@
-"""The pub/sub connection (realtime/subscriber.py) against the test Valkey, connection kills included."""
+"""The pub/sub connection (realtime/live/subscriber.py) against the test Valkey, connection kills included."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ from collections.abc import AsyncIterator
 import redis.asyncio as aioredis
 import socketio
 
-from realtime.fanout import Fanout
-from realtime.keys import Keys
-from realtime.metrics import Metrics
-from realtime.subscriber import Subscriber
+from realtime.core.keys import Keys
+from realtime.core.metrics import Metrics
+from realtime.live.fanout import Fanout
+from realtime.live.subscriber import Subscriber
+from realtime.transport.sockets import LocalSockets
 
 
 @contextlib.asynccontextmanager
@@ -82,7 +83,8 @@ async def test_a_killed_connection_is_reopened_and_every_channel_subscribed_agai
 async def test_every_socket_that_listens_waits_until_the_channel_is_subscribed(redis_url: str) -> None:
     """Two devices of a user arrive at once: the second must not go on to session:ready while
     the first one's SUBSCRIBE is still on its way, or it misses what is published meanwhile."""
-    fanout = Fanout(redis_url, socketio.AsyncServer(async_mode="asgi"), Keys("t:"), Metrics(), max_queued=100)
+    sockets = LocalSockets(socketio.AsyncServer(async_mode="asgi"), max_queued=100, on_cut_off=lambda: None)
+    fanout = Fanout(redis_url, sockets, Keys("t:"), Metrics())
     channel = f"fan:{uuid.uuid4().hex}"
     task = asyncio.create_task(fanout.run())
     admin = aioredis.Redis.from_url(redis_url)

@@ -1,4 +1,4 @@
-"""The edge's websocket framing (realtime/ws_frames.py), fed the way TCP delivers: in any pieces."""
+"""The edge's websocket framing (realtime/transport/ws_frames.py), fed the way TCP delivers: in any pieces."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from realtime.ws_frames import (
+from realtime.transport.ws_frames import (
     BINARY,
     CLOSE,
     CONTINUATION,

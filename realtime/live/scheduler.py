@@ -16,9 +16,10 @@ import logging
 
 from redis.exceptions import RedisError
 
-from .keys import SHARDS, shard_of
+from realtime.core.keys import SHARDS, shard_of
+from realtime.core.metrics import Metrics
+
 from .live_state import LiveState, now_ms
-from .metrics import Metrics
 
 log = logging.getLogger("liveset.timers")
 

@@ -19,14 +19,15 @@ from typing import Any, NamedTuple
 import msgspec
 import socketio
 
-from . import engineio_websocket
-from . import protocol as p
-from .auth import AuthError
-from .errors import AppError
-from .fanout import user_room
-from .live_state import now_ms
-from .services import Services
-from .socket_manager import Manager
+from realtime.core import protocol as p
+from realtime.core.auth import AuthError
+from realtime.core.errors import AppError
+from realtime.live.fanout import user_room
+from realtime.live.live_state import now_ms
+from realtime.live.services import Services
+from realtime.transport import engineio_websocket
+from realtime.transport.event_shortcut import EventShortcut
+from realtime.transport.socket_manager import Manager
 
 log = logging.getLogger("liveset.socket")
 
@@ -102,29 +103,6 @@ class _MsgspecJson:
         return decode_json(data)
 
 
-_NOT_JSON = ""  # the name _plain_event gives an event whose body is not JSON: it is answered as such
-
-
-def _plain_event(data: str | bytes) -> tuple[bytes | None, str, list[Any]] | None:
-    """(ack id, name, arguments) of `2[<id>]["name", ...]` (name _NOT_JSON when the rest does not
-    parse), or None for anything else."""
-    if type(data) is not str or data[:1] != "2":
-        return None
-    start = data.find("[")
-    if start < 0:
-        return None  # no payload
-    ack_id = data[1:start]
-    if ack_id and not (ack_id.isdigit() and len(ack_id) <= 100):
-        return None  # a namespace, an attachment count, or an id python-socketio refuses
-    try:
-        body = decode_json(data[start:])
-    except ValueError:
-        return (ack_id.encode(), _NOT_JSON, []) if ack_id else None
-    if type(body) is not list or not body or type(body[0]) is not str or not body[0]:
-        return None
-    return (ack_id.encode() if ack_id else None), body[0], body[1:]
-
-
 def _invalid(exc: msgspec.ValidationError) -> AppError:
     """invalid_payload with `details.field`: the path msgspec gives, and the field it names when
     one is unknown or missing (its path is then the object's)."""
@@ -152,6 +130,8 @@ class Namespace:
             engineio_logger=False,
         )
         engineio_websocket.install(self.sio.eio)
+        # What the websocket edge calls with each Socket.IO message.
+        self.on_message = EventShortcut(self.sio, self._answer, decode_json)
         self.sessions: dict[str, Session] = {}
         # Called with the session of every device that disconnects (rooms use it).
         self.disconnect_hooks: list[Callable[[Session], Awaitable[None]]] = []
@@ -259,29 +239,14 @@ class Namespace:
 
     # ---- events -----------------------------------------------------------
 
-    async def on_message(self, eio_sid: str, data: str | bytes) -> bytes | None:
-        """A Socket.IO message from the websocket edge; returns the Engine.IO payload of its ack, if any.
-
-        A plain EVENT of the default namespace (every event an app sends) goes straight to
-        `_dispatch`: python-socketio's way there and back (packet objects, its handler lookup, an
-        ACK packet through python-engineio's send) was about a ninth of a process's CPU under load
-        (docs/performance.md). Everything else (connects, acks, binary, other namespaces, what
-        does not parse) goes the library's way, as from any other transport."""
-        event = _plain_event(data)
-        if event is not None:
-            ack_id, name, args = event
-            manager = self.sio.manager
-            sid = manager.sid_from_eio_sid(eio_sid, "/")
-            if sid is not None and manager.is_connected(sid, "/") and name not in self.sio.handlers["/"]:
-                if name == _NOT_JSON:
-                    reply: p.OkAck | p.ErrorAck = p.ErrorAck(error=p.ErrorBody(
-                        code="invalid_payload", message="the event is not valid JSON (NaN and Infinity are not)"))
-                else:
-                    reply = await self._dispatch(name, sid, *args)
-                return None if ack_id is None else b"43" + ack_id + p.json_encoder.encode([reply])
-        await self.sio.eio.handlers["message"](eio_sid, data)  # python-socketio's own handler
-        return None
-
+    async def _answer(self, sid: str, name: str | None, args: list[Any]) -> bytes:
+        """The edge's shortcut (event_shortcut.py) for a plain event: its ack's arguments."""
+        if name is None:
+            reply: p.OkAck | p.ErrorAck = p.ErrorAck(error=p.ErrorBody(
+                code="invalid_payload", message="the event is not valid JSON (NaN and Infinity are not)"))
+        else:
+            reply = await self._dispatch(name, sid, *args)
+        return p.json_encoder.encode([reply])
 
     async def _dispatch(self, event: str, sid: str, *args: Any) -> p.OkAck | p.ErrorAck:
         started = time.perf_counter()

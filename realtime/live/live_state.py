@@ -19,11 +19,12 @@ import msgspec
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from . import protocol as p
-from .errors import AppError
-from .keys import SHARDS, Keys
-from .records import weigh_last_set
-from .redis_connection import Arg
+from realtime.core import protocol as p
+from realtime.core.errors import AppError
+from realtime.core.keys import SHARDS, Keys
+from realtime.core.records import weigh_last_set
+from realtime.transport.redis_connection import Arg
+
 from .script_line import Function, ScriptLine
 
 LUA_DIR = Path(__file__).parent / "lua"

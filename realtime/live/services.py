@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 import asyncpg
 from redis.asyncio import Redis
 
-from .auth import TokenVerifier
-from .metrics import Metrics
-from .settings import Settings
+from realtime.core.auth import TokenVerifier
+from realtime.core.metrics import Metrics
+from realtime.core.settings import Settings
 
 if TYPE_CHECKING:
     from .devices import Devices

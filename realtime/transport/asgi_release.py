@@ -52,7 +52,7 @@ class ReleaseOnEnd:
             # about 44 KB instead of 6. It still works, so say it once rather than refuse it.
             self.warned = True
             log.warning("a websocket reached the ASGI app, not liveset's edge: run uvicorn with "
-                        "--http realtime.http_protocol:UpgradeReleasingHttpToolsProtocol (see the Procfile)")
+                        "--http realtime.transport.http_protocol:UpgradeReleasingHttpToolsProtocol (see the Procfile)")
         relay = _Relay(scope["type"], receive)
         try:
             await self.app(scope, relay.receive, send)

@@ -19,8 +19,9 @@ from collections.abc import Awaitable, Callable
 
 from redis.exceptions import RedisError
 
-from .errors import AppError
-from .keys import Keys
+from realtime.core.errors import AppError
+from realtime.core.keys import Keys
+
 from .live_state import library
 from .script_line import ScriptLine
 

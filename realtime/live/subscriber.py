@@ -18,17 +18,16 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from redis.asyncio.connection import parse_url
 from redis.exceptions import RedisError
 
-from .redis_connection import Connection, PushHandler, command, connect
+from realtime.transport.redis_connection import Connection, PushHandler, command, connect, options_of
 
 log = logging.getLogger("liveset.fanout")
 
 
 class Subscriber:
     def __init__(self, url: str, on_message: PushHandler, timeout_s: float = 5.0) -> None:
-        self.options = parse_url(url)
+        self.options = options_of(url)
         self.on_message = on_message
         self.timeout_s = timeout_s
         self.channels: set[str] = set()

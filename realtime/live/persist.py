@@ -22,9 +22,9 @@ import asyncpg
 import msgspec
 
 from db import workouts as db_workouts
+from realtime.core import protocol as p
+from realtime.core.errors import AppError
 
-from . import protocol as p
-from .errors import AppError
 from .live_state import LiveState
 
 log = logging.getLogger("liveset.persist")

@@ -13,12 +13,13 @@ import asyncio
 import logging
 import uuid
 
+from realtime.core import protocol as p
+from realtime.core.errors import AppError
+from realtime.core.keys import SHARDS
+
 from . import persist
-from . import protocol as p
-from .errors import AppError
-from .keys import SHARDS
 from .live_state import now_ms
-from .rooms import workout_ended
+from .room_state import workout_ended
 from .services import Runtime
 
 log = logging.getLogger("liveset.idle")

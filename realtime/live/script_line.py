@@ -16,10 +16,9 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
-from redis.asyncio.connection import parse_url
 from redis.exceptions import ResponseError
 
-from .redis_connection import Arg, Connection, command, connect
+from realtime.transport.redis_connection import Arg, Connection, command, connect, options_of
 
 
 class Function:
@@ -47,7 +46,7 @@ class Function:
 
 class ScriptLine:
     def __init__(self, url: str, timeout_s: float = 5.0, connect_timeout_s: float = 2.0) -> None:
-        self.options = parse_url(url)
+        self.options = options_of(url)
         self.timeout_s = timeout_s
         self.connect_timeout_s = connect_timeout_s
         self._connection: Connection | None = None

@@ -17,15 +17,15 @@ from asyncpg import InterfaceError, PostgresError
 from db import records as db_records
 from db import rooms as db_rooms
 from db import workouts as db_workouts
+from realtime.core import protocol as p
+from realtime.core.errors import AppError
+from realtime.core.records import baseline_json
+from realtime.live import persist
+from realtime.live.live_state import now_ms
+from realtime.live.room_state import workout_ended
+from realtime.live.services import Services
 
-from . import persist
-from . import protocol as p
-from .errors import AppError
-from .live_state import now_ms
 from .namespace import Handler, Session
-from .records import baseline_json
-from .rooms import workout_ended
-from .services import Services
 
 if TYPE_CHECKING:
     from .rooms import RoomHandlers

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeAlias
 
 import hiredis
-from redis.asyncio.connection import SSLConnection, UnixDomainSocketConnection
+from redis.asyncio.connection import SSLConnection, UnixDomainSocketConnection, parse_url
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import InvalidResponse, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -125,6 +125,11 @@ class Connection(asyncio.Protocol):
             future, _ = self.waiting.popleft()
             if not future.done():
                 future.set_exception(error)
+
+
+def options_of(url: str) -> Mapping[str, Any]:
+    """A Redis URL as redis-py reads it (its client and this connection then agree on every form)."""
+    return parse_url(url)
 
 
 def _tls(options: Mapping[str, Any]) -> ssl.SSLContext:

@@ -17,16 +17,15 @@ from typing import Any, cast
 
 import msgspec
 from asyncpg import PostgresError
-from redis.exceptions import RedisError
 
 from db import rooms as db_rooms
+from realtime.core import protocol as p
+from realtime.core.errors import AppError
+from realtime.live.fanout import KICK, group_room
+from realtime.live.room_state import change_presence, room_of
+from realtime.live.services import Services
 
-from . import protocol as p
-from .errors import AppError
-from .fanout import KICK, group_room
-from .live_state import library
 from .namespace import Handler, Session
-from .services import Runtime, Services
 
 log = logging.getLogger("liveset.rooms")
 
@@ -35,33 +34,8 @@ GUESSES_PER_WINDOW = 10
 GUESS_WINDOW_S = 600
 
 
-async def change_presence(runtime: Runtime, room_id: str, mode: str, target: str = "", value: str = "") -> bytes:
-    """Run lua/presence_change.lua; returns the presence after the change as JSON.
-
-    Mode 'purge' changes nothing but dead processes' devices: it is also how the
-    current presence is read."""
-    keys = runtime.live.keys
-    try:
-        presence: bytes = await runtime.live.line.run(
-            library()["presence_change"], keys.room_presence(room_id),
-            [room_id, keys.room_channel(room_id), mode, target, value, *runtime.devices.dead])
-        return presence
-    except RedisError as exc:
-        raise AppError("unavailable", "live state is unreachable; retry") from exc
-
-
-async def workout_ended(runtime: Runtime, user_id: str, room_id: str | None) -> None:
-    """A workout started in a room ended: the user's presence there no longer names it."""
-    if room_id is not None:
-        await change_presence(runtime, room_id, "workout", user_id, "")
-
-
 def new_invite_code() -> str:
     return secrets.token_urlsafe(INVITE_BYTES)
-
-
-def room_of(row: Any) -> p.Room:
-    return p.Room(room_id=str(row["id"]), name=row["name"], invite_code=row["invite_code"], owner_id=row["owner_id"])
 
 
 class RoomHandlers:
@@ -91,7 +65,7 @@ class RoomHandlers:
         if room_id not in session.rooms:
             session.rooms.add(room_id)
             await runtime.fanout.listen(runtime.live.keys.room_channel(room_id))
-            await runtime.fanout.sio.enter_room(session.sid, group_room(room_id))
+            await runtime.fanout.sockets.enter(session.sid, group_room(room_id))
             await runtime.redis.sadd(runtime.live.keys.process_rooms(runtime.devices.process), room_id)
         return await self.presence_change(room_id, "join", self._entry(session), session.user_id)
 
@@ -100,7 +74,7 @@ class RoomHandlers:
         if room_id in session.rooms:
             session.rooms.discard(room_id)
             runtime = self.services.runtime
-            runtime.fanout.sio.manager.basic_leave_room(session.sid, "/", group_room(room_id))
+            runtime.fanout.sockets.leave(session.sid, group_room(room_id))
             await runtime.fanout.unlisten(runtime.live.keys.room_channel(room_id))
 
     async def disconnected(self, session: Session) -> None:

@@ -17,20 +17,16 @@ long, rather than growing this process's memory; it reconnects and resyncs.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections import Counter
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-import socketio
-from engineio import packet as eio_packet
+from realtime.core.keys import Keys
+from realtime.core.metrics import Metrics
+from realtime.transport.sockets import LocalSockets
 
-from .edge import EdgeSocket, frame_for_all
-from .keys import Keys
-from .metrics import Metrics
 from .subscriber import Subscriber
 
-log = logging.getLogger("liveset.fanout")
 
 def user_room(user_id: str) -> str:
     return f"u:{user_id}"
@@ -44,11 +40,8 @@ KICK = b"!kick "  # a control message on a room channel: "!kick <user_id>" (not 
 
 
 class Fanout:
-    def __init__(
-        self, redis_url: str, sio: socketio.AsyncServer, keys: Keys, metrics: Metrics, max_queued: int
-    ) -> None:
-        self.sio = sio
-        self.max_queued = max_queued
+    def __init__(self, redis_url: str, sockets: LocalSockets, keys: Keys, metrics: Metrics) -> None:
+        self.sockets = sockets
         self.keys = keys
         self.metrics = metrics
         self.subscriber = Subscriber(redis_url, self.deliver)
@@ -90,37 +83,13 @@ class Fanout:
             if data.startswith(KICK):
                 # At once, in channel order: nothing published after the kick reaches the user.
                 user_id = data[len(KICK):].decode()
-                for sid, _ in self.sio.manager.get_participants("/", user_room(user_id)):
-                    self.sio.manager.basic_leave_room(sid, "/", group_room(room_id))
+                for sid in self.sockets.members(user_room(user_id)):
+                    self.sockets.leave(sid, group_room(room_id))
                 if self.on_kick is not None:
                     asyncio.get_running_loop().create_task(self.on_kick(room_id, user_id))
                 return
             room = group_room(room_id)
         else:
             return
-        ready = frame_for_all(data)  # the edge's sockets all get these same bytes
-        pkt: eio_packet.Packet | None = None
-        sockets = self.sio.eio.sockets
-        for sid, eio_sid in self.sio.manager.get_participants("/", room):
-            sock = sockets.get(eio_sid)
-            if sock is None or sock.closing or sock.closed:
-                continue
-            edge = isinstance(sock, EdgeSocket)
-            if (sock.backlog if edge else sock.queue.qsize()) >= self.max_queued:
-                self._cut_off(sid, sock if edge else None)
-            elif edge:
-                sock.write(ready)
-            else:
-                # python-engineio's socket (long-polling, or upgraded from it): what its send() does,
-                # minus a task and an await per recipient.
-                pkt = pkt or eio_packet.Packet(eio_packet.MESSAGE, data=data.decode())
-                sock.queue.put_nowait(pkt)
+        self.sockets.send(room, data)
         self.metrics.fanout_events.inc()
-
-    def _cut_off(self, sid: str, edge: EdgeSocket | None) -> None:
-        self.metrics.slow_consumers.inc()
-        log.warning("device is not reading; disconnecting it", extra={"sid": sid})
-        if edge is not None:
-            edge.abort()  # it reads nothing, so a goodbye would never reach it
-        else:
-            asyncio.get_running_loop().create_task(self.sio.disconnect(sid))
