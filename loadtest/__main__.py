@@ -33,11 +33,12 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import psutil
-
 from .chart import draw
+from .config import Config
+from .measure import GC, LOOP_LAG, ProcessWatch, merge, ms_per_set, percentiles, scrape, stalls
+from .report import ROUND, SUSTAINED_P99_MS, fresh_server_memory_only, median_of_rounds, sustained, table, versus_peer
+from .samples import Samples
 from .stack import SECRET, Stack
-from .worker import Config, Samples
 from .worker import main as worker_main
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -45,92 +46,6 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 def _cpus(text: str | None) -> list[int] | None:
     return [int(c) for c in text.split(",")] if text else None
-
-
-def percentiles(values: list[float]) -> dict[str, float | None]:
-    if not values:
-        return {"n": 0, "p50": None, "p90": None, "p99": None, "max": None}
-    ordered = sorted(values)
-
-    def at(q: float) -> float:
-        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)
-
-    return {"n": len(ordered), "p50": at(0.5), "p90": at(0.9), "p99": at(0.99), "max": round(ordered[-1], 2)}
-
-
-class ProcessWatch:
-    """CPU and RSS of some processes (and their children), sampled every second: the servers,
-    the Redis server, or the load generator's workers."""
-
-    def __init__(self, pids: list[int]) -> None:
-        self.procs = [psutil.Process(pid) for pid in pids]
-        self.samples: list[tuple[float, float, float]] = []  # (t, cpu %, rss MB)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self.start = time.monotonic()
-
-    def rss_mb(self) -> float:
-        total = 0
-        for proc in self.procs:
-            with contextlib.suppress(psutil.Error):  # a killed process counts no more
-                total += sum(p.memory_info().rss for p in [proc, *proc.children(recursive=True)])
-        return total / 2**20
-
-    def _cpu(self) -> float:
-        total = 0.0
-        for proc in self.procs:
-            with contextlib.suppress(psutil.Error):
-                total += proc.cpu_percent(None)
-        return total
-
-    def _run(self) -> None:
-        self._cpu()
-        while not self._stop.wait(1.0):
-            self.samples.append((time.monotonic() - self.start, self._cpu(), self.rss_mb()))
-
-    def __enter__(self) -> ProcessWatch:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
-def merge(parts: list[Samples]) -> Samples:
-    total = Samples()
-    for part in parts:
-        total.sync_ms += part.sync_ms
-        total.room_ms += part.room_ms
-        total.ack_ms += part.ack_ms
-        total.timer_late_ms += part.timer_late_ms
-        total.timer_fire_late_ms += part.timer_fire_late_ms
-        total.connect_ms += part.connect_ms
-        total.stalls_ms += part.stalls_ms
-        total.sets_sent += part.sets_sent
-        total.timers_fired += part.timers_fired
-        total.gaps += part.gaps
-        total.duplicates += part.duplicates
-        total.out_of_order += part.out_of_order
-        total.connected += part.connected
-        total.dropped += part.dropped
-        total.reconnect_ms += part.reconnect_ms
-        total.resync_ms += part.resync_ms
-        total.resync_gaps += part.resync_gaps
-        total.retries += part.retries
-        total.acked_sets += part.acked_sets
-        total.lost_sets += part.lost_sets
-        total.duplicated_sets += part.duplicated_sets
-        total.history_checked += part.history_checked
-        for kind, n in part.errors.items():
-            total.errors[kind] = total.errors.get(kind, 0) + n
-    return total
-
-
-def _ms_per_set(watch: ProcessWatch, window: tuple[float, float] | None, sets_per_s: float) -> float | None:
-    """CPU per set while the load runs; a sample covers the second before it: those wholly inside the load."""
-    inside = [c for t, c, _ in watch.samples if window and window[0] + 1 <= t <= window[1]]
-    return round(sum(inside) / len(inside) * 10 / sets_per_s, 3) if inside and sets_per_s else None
 
 
 def run_load(cfg: Config, workers: int, client_cpus: list[int] | None, server_pids: list[int],
@@ -237,13 +152,13 @@ def run_load(cfg: Config, workers: int, client_cpus: list[int] | None, server_pi
                                "max": round(max(cpu), 1) if cpu else None},
         # Server CPU per set while the load runs (a set and its rest timer: every event they cause):
         # comparable between servers where the load generator, not the server, caps the rate.
-        "server_cpu_ms_per_set": _ms_per_set(watch, load_window, sets_per_s),
-        "redis_cpu_ms_per_set": _ms_per_set(backend, load_window, sets_per_s) if redis_pid else None,
+        "server_cpu_ms_per_set": ms_per_set(watch, load_window, sets_per_s),
+        "redis_cpu_ms_per_set": ms_per_set(backend, load_window, sets_per_s) if redis_pid else None,
         # Whether the generator, sharing a core with Redis, rather than the server capped the rate.
-        "generator_cpu_ms_per_set": _ms_per_set(generator, load_window, sets_per_s),
+        "generator_cpu_ms_per_set": ms_per_set(generator, load_window, sets_per_s),
         # Event-loop stalls during the load: a latency spike is the server's own when its loop
         # stalled then, and the generator's when the generator's did.
-        "server_loop_stalls": _stalls(lag_before, lag_after) if metrics_urls else None,
+        "server_loop_stalls": stalls(lag_before, lag_after) if metrics_urls else None,
         "generator_stalls": {"over_25ms": sum(1 for ms in generator_stalls if ms > 25),
                              "max_ms": round(max(generator_stalls, default=0.0), 1)},
         "server_rss_mb": {"before": round(rss_before, 1), "max": round(max((r for *_, r in watch.samples),
@@ -256,145 +171,8 @@ def run_load(cfg: Config, workers: int, client_cpus: list[int] | None, server_pi
     }
 
 
-GC = ("liveset_gc_pause_seconds_count", "liveset_gc_pause_seconds_sum")  # by generation
-LOOP_LAG = ("liveset_loop_lag_seconds_count", 'liveset_loop_lag_seconds_bucket{le="0.025"}',
-            'liveset_loop_lag_seconds_bucket{le="0.1"}')
-
-
-def scrape(urls: list[str], names: tuple[str, ...]) -> dict[str, float]:
-    """These series from each liveset server's /metrics, summed over the servers."""
-    import httpx
-
-    out: dict[str, float] = {}
-    for url in urls:
-        try:
-            text = httpx.get(f"{url}/metrics", timeout=5).text
-        except httpx.HTTPError:
-            continue
-        for line in text.splitlines():
-            if line.startswith(names):
-                name, value = line.rsplit(" ", 1)
-                out[name] = out.get(name, 0.0) + float(value)
-    return out
-
-
-def _stalls(before: dict[str, float], after: dict[str, float]) -> dict[str, int] | None:
-    """Loop-lag observations over 25 ms and over 100 ms between two scrapes."""
-    if not before or not after:
-        return None
-    count, over_25, over_100 = LOOP_LAG
-
-    def over(bucket: str) -> int:
-        return round((after[count] - after[bucket]) - (before[count] - before[bucket]))
-
-    return {"over_25ms": over(over_25), "over_100ms": over(over_100)}
-
-
-def _fresh_server_memory_only(runs: list[dict[str, Any]]) -> None:
-    """Memory per connection means something only on a server's first run: later runs
-    start on a heap that earlier ones grew."""
-    for run in runs[1:]:
-        run["rss_kb_per_connection"] = None
-
-
 def _rates(text: str) -> list[float]:
     return [float(r) for r in text.split(",")]
-
-
-SUSTAINED_P99_MS = 50
-
-
-def sustained(results: list[dict[str, Any]]) -> dict[str, float | None]:
-    """Per server, the highest set rate whose run kept sync p99 within SUSTAINED_P99_MS with no error."""
-    best: dict[str, float | None] = {}
-    for r in results:
-        server = r["label"].split(" @")[0]
-        ok = not r["errors"] and r["sync_latency_ms"]["p99"] is not None and \
-            r["sync_latency_ms"]["p99"] <= SUSTAINED_P99_MS
-        rate = r["config"]["rate"]
-        current = best.setdefault(server, None)
-        if ok and (current is None or rate > current):
-            best[server] = rate
-    return best
-
-
-ROUND = " round "  # "<server> round <n>": a round's label, which median_of_rounds takes apart
-
-
-def median_of_rounds(best: dict[str, float | None]) -> dict[str, float | None]:
-    """Per server, the median of its rounds' highest sustained rates (the lower of the two
-    middle ones for an even count; a round that sustained none counts below every rate)."""
-    rounds: dict[str, list[float | None]] = {}
-    for label, rate in best.items():
-        rounds.setdefault(label.split(ROUND)[0], []).append(rate)
-    return {server: sorted(rates, key=lambda r: -1.0 if r is None else r)[(len(rates) - 1) // 2]
-            for server, rates in rounds.items()}
-
-
-def versus_peer(best: dict[str, float | None], rates: list[float]) -> str | None:
-    """liveset's highest sustained rate over the peer's, as scenario 3 judges it. A server that
-    sustained the highest rate tried may sustain more, and one that sustained none of them less
-    than the lowest, so the ratio is then only a bound."""
-    if len(best) < 2:
-        return None
-    name, peer = next((server.split(" x")[0], rate) for server, rate in best.items()
-                      if not server.startswith("liveset"))
-    ours = next((rate for server, rate in best.items() if server.startswith("liveset")), None)
-    top, lowest = max(rates), min(rates)
-    target, head = "(scenario 3's target: 1.5 x)", f"liveset / {name}:"
-    if peer is None and ours is None:
-        return f"{head} unknown, neither sustained the lowest rate tried ({lowest:g}/s): try lower rates"
-    if peer is None:
-        return f"{head} > {ours / lowest:.2f} x, the peer sustained none of the rates tried {target}"
-    if ours is None:
-        return f"{head} < {lowest / peer:.2f} x, liveset sustained none of the rates tried {target}"
-    if ours == top and peer == top:
-        return f"{head} unknown, both sustained the highest rate tried ({top:g}/s): try higher rates"
-    bound = ">= " if ours == top else "<= " if peer == top else ""
-    return f"{head} {bound}{ours / peer:.2f} x {target}"
-
-
-def table(results: list[dict[str, Any]]) -> str:
-    rows = [
-        ("connections", lambda r: r["connected"]),
-        ("sets/s sent", lambda r: r["sets_per_s"]),
-        ("sync p50 / p99 ms", lambda r: f"{r['sync_latency_ms']['p50']} / {r['sync_latency_ms']['p99']}"),
-        ("ack p50 / p99 ms", lambda r: f"{r['ack_latency_ms']['p50']} / {r['ack_latency_ms']['p99']}"),
-        ("room activity p50 / p99 ms", lambda r: f"{r['room_latency_ms']['p50']} / {r['room_latency_ms']['p99']}"),
-        ("timer late p50 / p99 ms", lambda r: f"{r['timer_lateness_ms']['p50']} / {r['timer_lateness_ms']['p99']}"),
-        ("  of which firing p50 / p99", lambda r: f"{r['timer_fired_late_ms']['p50']} / "
-                                                 f"{r['timer_fired_late_ms']['p99']}"),
-        ("timers fired", lambda r: r["timers_fired"]),
-        ("connect p99 ms", lambda r: r["connect_ms"]["p99"]),
-        ("gaps / duplicates / late", lambda r: f"{r['gaps']} / {r['duplicates']} / {r.get('out_of_order', 0)}"),
-        ("dropped / resynced in 5 s", lambda r: f"{r['dropped']} / {r['resynced_within_5s']}"),
-        ("reconnect p50 / p99 ms", lambda r: f"{r['reconnect_ms']['p50']} / {r['reconnect_ms']['p99']}"),
-        ("resync p99 / max ms", lambda r: f"{r['resync_ms']['p99']} / {r['resync_ms']['max']}"),
-        ("resync gaps / retried calls", lambda r: f"{r['resync_gaps']} / {r['retries']}"),
-        ("acked sets lost / dup", lambda r: f"{r['history']['lost']} / {r['history']['duplicated']}"
-                                            if r["history"]["users_checked"] else "not checked"),
-        ("errors", lambda r: sum(r["errors"].values())),
-        ("server cpu mean / max %", lambda r: f"{r['server_cpu_percent']['mean']} / {r['server_cpu_percent']['max']}"),
-        ("server cpu ms / set under load", lambda r: r.get("server_cpu_ms_per_set")),
-        ("redis cpu ms / set under load", lambda r: r.get("redis_cpu_ms_per_set")),
-        ("generator cpu ms / set", lambda r: r.get("generator_cpu_ms_per_set")),
-        ("server loop stalls >25 / >100 ms", lambda r: f"{r['server_loop_stalls']['over_25ms']} / "
-                                                      f"{r['server_loop_stalls']['over_100ms']}"
-                                                      if r.get("server_loop_stalls") else "n/a"),
-        ("generator stalls >25 ms / max", lambda r: f"{r['generator_stalls']['over_25ms']} / "
-                                                   f"{r['generator_stalls']['max_ms']}"),
-        ("server rss max MB", lambda r: r["server_rss_mb"]["max"]),
-        ("rss KB / connection", lambda r: r["rss_kb_per_connection"]),
-    ]
-    width = max(len(name) for name, _ in rows) + 2
-    cols = [r["label"] for r in results]
-    lines = ["".ljust(width) + "".join(c.rjust(22) for c in cols)]
-    for name, get in rows:
-        lines.append(name.ljust(width) + "".join(str(get(r)).rjust(22) for r in results))
-    for r in results:
-        if r["errors"]:
-            lines.append(f"{r['label']} errors: {r['errors']}")
-    return "\n".join(lines)
 
 
 def main() -> None:
@@ -484,7 +262,7 @@ def main() -> None:
                                             [pid for _, pid in servers], args.kill_at, stack.redis_pid, ours))
                     if ours:
                         results[-1]["server_gc"] = scrape(ours, GC)
-                _fresh_server_memory_only(results[first:])
+                fresh_server_memory_only(results[first:])
                 stack.stop_servers()
     RESULTS.mkdir(exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")

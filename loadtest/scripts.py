@@ -36,7 +36,7 @@ from realtime.core.records import baseline_json
 from realtime.live.live_state import LiveState
 from realtime.live.script_line import ScriptLine
 
-from .worker import training_set
+from .user import training_set
 
 
 def _new_weight_set(_: int, n: int) -> dict[str, object]:

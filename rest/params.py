@@ -13,7 +13,7 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from realtime.core.protocol import is_text
+from realtime.core.fields import is_text
 
 from .problems import invalid
 

@@ -6,7 +6,8 @@ from typing import Any
 
 from msgspec import Struct
 
-from realtime.core.protocol import PresenceEntry, RecordType, Room, SetRecord
+from realtime.core.fields import RecordType
+from realtime.core.protocol import PresenceEntry, Room, SetRecord
 
 
 class WorkoutItem(Struct):

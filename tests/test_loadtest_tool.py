@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from loadtest.__main__ import LOOP_LAG, _stalls, median_of_rounds, versus_peer
+from loadtest.measure import LOOP_LAG, stalls
+from loadtest.report import median_of_rounds, versus_peer
 from loadtest.stack import NODE_PEER
 
 from .servers import ROOT
@@ -108,8 +109,8 @@ def test_server_stalls_are_the_loop_lag_observed_between_the_two_scrapes() -> No
     count, le_25ms, le_100ms = LOOP_LAG
     before = {count: 100.0, le_25ms: 99.0, le_100ms: 100.0}  # one stall over 25 ms before the load
     after = {count: 400.0, le_25ms: 396.0, le_100ms: 398.0}  # three more over 25 ms, two of them over 100 ms
-    assert _stalls(before, after) == {"over_25ms": 3, "over_100ms": 2}
-    assert _stalls({}, after) is None  # not a liveset server (no /metrics): unknown, not zero
+    assert stalls(before, after) == {"over_25ms": 3, "over_100ms": 2}
+    assert stalls({}, after) is None  # not a liveset server (no /metrics): unknown, not zero
 
 
 def test_rounds_take_turns_and_the_median_of_each_servers_rounds_judges() -> None:

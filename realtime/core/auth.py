@@ -7,7 +7,7 @@ import time
 import jwt
 import msgspec
 
-from .protocol import is_text
+from .fields import is_text
 from .settings import Settings
 
 

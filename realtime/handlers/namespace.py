@@ -22,6 +22,7 @@ import socketio
 from realtime.core import protocol as p
 from realtime.core.auth import AuthError
 from realtime.core.errors import AppError
+from realtime.core.fields import TEXT
 from realtime.live.fanout import user_room
 from realtime.live.live_state import now_ms
 from realtime.live.services import Services
@@ -33,7 +34,7 @@ log = logging.getLogger("liveset.socket")
 
 _AT = re.compile(r" - at `\$\.?([^`]*)`$")
 _NAMED = re.compile(r"(?:unknown|missing required) field `([^`]*)`")
-_NUL = f"Expected `str` matching regex {p.TEXT!r}"
+_NUL = f"Expected `str` matching regex {TEXT!r}"
 
 
 class Session:
