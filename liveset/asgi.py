@@ -38,7 +38,7 @@ def create_app(settings: Settings | None = None) -> ReleaseOnEnd:
     namespace.add_handlers({**workouts.table(), **rooms.table()})
     namespace.disconnect_hooks.append(rooms.disconnected)
 
-    edge = Edge(namespace.sio, namespace.on_message)
+    edge = Edge(namespace.sio)
 
     @contextlib.asynccontextmanager
     async def app_lifespan(_: Starlette) -> AsyncIterator[dict[str, Edge]]:

@@ -81,7 +81,8 @@ async def lifespan(
         fanout = Fanout(settings.redis_url, sockets, keys, services.metrics)
         fanout.on_kick = rooms.on_kick
         timers = TimerScheduler(live, services.metrics)
-        devices = Devices(line, keys, settings.max_devices_per_user, on_dead=rooms.purge_dead)
+        devices = Devices(line, keys, settings.max_devices_per_user, on_dead=rooms.purge_dead,
+                          on_revived=sockets.drop_all)
         await devices.beat()
         services.runtime = Runtime(redis=redis, db=pool, live=live, fanout=fanout, timers=timers, devices=devices,
                                    writer=Writer(pool))

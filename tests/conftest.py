@@ -139,6 +139,9 @@ def make_settings(redis_url: str, database_url: str, **overrides: object) -> Set
         "log_format": "text",
         "log_level": "WARNING",
         "redis_prefix": f"t{uuid.uuid4().hex[:8]}:",  # each app its own keyspace
+        # Tests call the REST side back to back; tests/test_rest_limits.py sets its own limit.
+        "rest_rate_per_s": 100_000.0,
+        "rest_rate_burst": 100_000,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 
@@ -56,5 +57,46 @@ async def test_connections_of_a_dead_process_do_not_count(redis_url: str, databa
             await device.wait_for("session:ready")
             await device.close()
         assert await client.hgetall(keys.connections(uid)) == {}
+    finally:
+        await client.aclose()
+
+
+async def test_a_process_found_dead_while_alive_comes_back_as_a_new_one_and_the_limit_holds(
+    redis_url: str, database_url: str
+) -> None:
+    """A process frozen or cut off past the heartbeat's TTL is found dead by a peer, which drops its
+    devices. When it beats again it must not go on as itself, its connections uncounted: it takes
+    a new id and ends its connections, the clients reconnect, and each is counted again."""
+    settings = make_settings(redis_url, database_url, max_devices_per_user=1)
+    uid = f"user-{uuid.uuid4().hex[:8]}"
+    keys = Keys(settings.redis_prefix)
+    live, dead = keys.processes()
+    client = aioredis.Redis.from_url(redis_url)
+    phone = socketio.AsyncClient(reconnection=True, reconnection_delay=0.1, reconnection_delay_max=0.2)
+    ready: list[dict] = []
+    phone.on("session:ready", lambda data: ready.append(data))
+    try:
+        async with in_process(settings) as url:
+            await phone.connect(url, auth={"token": token(uid), "device_id": "phone"}, transports=["websocket"])
+            while not ready:
+                await asyncio.sleep(0.02)
+            (old,) = [p.decode() for p in await client.zrange(live, 0, -1)]
+            # What a peer does on finding it dead (heartbeat.lua, devices_join.lua).
+            await client.zrem(live, old)
+            await client.zadd(dead, {old: time.time()})
+            await client.delete(keys.connections(uid))
+            for _ in range(200):  # a heartbeat (3 s) to notice, then the reconnect
+                if len(ready) == 2:
+                    break
+                await asyncio.sleep(0.05)
+            assert len(ready) == 2 and phone.connected, ready
+            (new,) = [p.decode() for p in await client.zrange(live, 0, -1)]
+            assert new != old and await client.zscore(dead, new) is None
+            assert list((await client.hgetall(keys.connections(uid))).values()) == [b"phone"]
+            tablet = Device()
+            with pytest.raises(socketio.exceptions.ConnectionError):
+                await tablet.connect(url, {"token": token(uid), "device_id": "tablet"})
+            assert tablet.connect_error["data"]["code"] == "conflict"
+            await phone.disconnect()
     finally:
         await client.aclose()

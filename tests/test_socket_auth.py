@@ -74,6 +74,10 @@ async def test_valid_token_gets_session_ready(server: str) -> None:
         ("NUL in device_id", {"token": token("u1"), "device_id": "a\u0000b"}),
         ("NUL in sub", {"token": token("u\u00001"), "device_id": "phone"}),
         ("half an emoji in sub", {"token": token("a\ud83db"), "device_id": "phone"}),
+        # exp: an integer NumericDate before the year 3000, nothing PyJWT would also take
+        *((f"exp {exp!r}", {"token": jwt.encode({"sub": "u1", "exp": exp}, TEST_SECRET, algorithm="HS256"),
+                            "device_id": "phone"})
+          for exp in (str(int(time.time()) + 60), time.time() + 60.5, 10**20, 1e308, True)),
     ],
 )
 async def test_refused_handshakes(server: str, case: str, auth: object) -> None:
@@ -171,6 +175,10 @@ async def test_auth_refresh_extends_the_connection(server: str) -> None:
         assert other == {"ok": False, "error": {"code": "forbidden", "message": "the new token is for another user"}}
         bad = await device.emit("auth:refresh", {"token": "junk"})
         assert bad["ok"] is False and bad["error"]["code"] == "unauthorized"
+        for exp in (1e308, 10**20, str(int(time.time()) + 600)):  # no timer waits that long; not a NumericDate
+            odd = jwt.encode({"sub": uid, "exp": exp}, TEST_SECRET, algorithm="HS256")
+            refused = await device.emit("auth:refresh", {"token": odd})
+            assert refused["ok"] is False and refused["error"]["code"] == "unauthorized", refused
         await asyncio.sleep(3)
         assert device.sio.connected
         assert not [e for e, _ in device.events if e == "session:expired"]

@@ -10,6 +10,10 @@ import msgspec
 from .fields import is_text
 from .settings import Settings
 
+# A token's `exp`: an integer NumericDate before the year 3000. PyJWT also takes a numeric
+# string, a float or 1e308 (which no timer can wait for).
+LATEST_EXP = 32_503_680_000
+
 
 class AuthError(Exception):
     """The token is missing or not acceptable; the message is safe to show the client."""
@@ -49,7 +53,11 @@ class TokenVerifier:
         sub = claims["sub"]
         if not isinstance(sub, str) or not 1 <= len(sub) <= 128 or not is_text(sub):
             raise AuthError("invalid token: sub must be a string of 1-128 characters, without NUL or lone surrogates")
-        return Claims(user_id=sub, expires_at=float(claims["exp"]))
+        exp = claims["exp"]
+        if type(exp) is not int or not 0 < exp <= LATEST_EXP:
+            raise AuthError("invalid token: exp must be an integer NumericDate (seconds since the epoch) "
+                            "before the year 3000")
+        return Claims(user_id=sub, expires_at=float(exp))
 
 
 def mint(secret: str, user_id: str, ttl_s: int, *, audience: str | None = None, issuer: str | None = None) -> str:

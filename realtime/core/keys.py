@@ -65,6 +65,10 @@ class Keys:
         """The rooms a process has present devices in: what to clean when it dies."""
         return f"{self.prefix}proc:{process}:rooms"
 
+    def rest_rate(self, caller: str) -> str:
+        """The REST side's rate limit of one caller ("u:<user>" or "a:<address>")."""
+        return f"{self.prefix}rate:{caller}"
+
     def invite_guesses(self, user_id: str) -> str:
         return f"{self.prefix}guesses:{user_id}"
 

@@ -165,7 +165,7 @@ class RestAdjust(Struct, forbid_unknown_fields=True):
 
 class WorkoutSync(Struct, forbid_unknown_fields=True):
     workout_id: uuid.UUID
-    since_seq: Annotated[int, Meta(ge=0)]
+    since_seq: Annotated[int, Meta(ge=0, le=2**53)]  # a seq is a Lua number: exact up to 2^53
 
 
 # ---- live workouts: server -> client -------------------------------------------

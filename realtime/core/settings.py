@@ -53,6 +53,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Per connection: a token bucket of `rate_burst` events refilled at `rate_per_s`.
     rate_per_s: float = 20.0
     rate_burst: int = 60
+    # The REST side's /api/ routes, per user (per address without a valid token), across processes.
+    rest_rate_per_s: float = 10.0
+    rest_rate_burst: int = 30
     # Engine.IO's heartbeat: a ping every `ping_interval_s`; no pong within `ping_timeout_s`
     # and the connection is dead (a phone gone without a FIN): its device leaves.
     ping_interval_s: float = 25.0
@@ -138,6 +141,8 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         max_devices_per_user=_int(env, "MAX_DEVICES_PER_USER", 10, 1, 1000),
         rate_per_s=_int(env, "RATE_LIMIT_PER_S", 20, 1, 100_000),
         rate_burst=_int(env, "RATE_LIMIT_BURST", 60, 1, 1_000_000),
+        rest_rate_per_s=_int(env, "REST_RATE_LIMIT_PER_S", 10, 1, 100_000),
+        rest_rate_burst=_int(env, "REST_RATE_LIMIT_BURST", 30, 1, 1_000_000),
         ping_interval_s=_int(env, "PING_INTERVAL_S", 25, 1, 3600),
         ping_timeout_s=_int(env, "PING_TIMEOUT_S", 20, 1, 3600),
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -27,8 +28,8 @@ from realtime.live.fanout import user_room
 from realtime.live.live_state import now_ms
 from realtime.live.services import Services
 from realtime.transport import engineio_websocket
-from realtime.transport.event_shortcut import EventShortcut
 from realtime.transport.socket_manager import Manager
+from realtime.transport.socketio_server import Server, Unreadable
 
 log = logging.getLogger("liveset.socket")
 
@@ -76,15 +77,26 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+def _finite(text: str) -> float:
+    number = float(text)
+    if math.isinf(number):
+        raise ValueError(f"{text} is beyond a float")
+    return number
+
+
 def decode_json(data: str | bytes) -> Any:
     """JSON as a client sent it. msgspec refuses a lone UTF-16 surrogate (`"\\ud83d"`, half an
     emoji), which JavaScript's JSON.stringify writes: the standard library takes it, so that the
-    event is answered, and the text rules of protocol.py then refuse it by field. NaN and
-    Infinity stay refused. Raises ValueError for what is not JSON."""
+    event is answered, and the text rules of core/fields.py then refuse it by field. NaN, Infinity,
+    numbers beyond a float and nesting deeper than the decoders go stay refused. Raises ValueError
+    for what is not JSON."""
     try:
-        return msgspec.json.decode(data)
-    except msgspec.DecodeError:
-        return json.loads(data, parse_constant=_refuse_constant)
+        try:
+            return msgspec.json.decode(data)
+        except msgspec.DecodeError:
+            return json.loads(data, parse_constant=_refuse_constant, parse_float=_finite)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
 
 
 def _printable(text: str) -> str:
@@ -104,6 +116,17 @@ class _MsgspecJson:
         return decode_json(data)
 
 
+def _event_of(body: Any) -> tuple[str, list[Any]]:
+    """The name and arguments of an event as a client sent it (`["name", {...}]`)."""
+    if isinstance(body, Unreadable):
+        raise AppError("invalid_payload", body.why)
+    if type(body) is not list or not body:
+        raise AppError("invalid_payload", "an event is a JSON array: [name, payload]")
+    if type(body[0]) is not str or not body[0]:
+        raise AppError("invalid_payload", "an event's name is a non-empty string")
+    return body[0], body[1:]
+
+
 def _invalid(exc: msgspec.ValidationError) -> AppError:
     """invalid_payload with `details.field`: the path msgspec gives, and the field it names when
     one is unknown or missing (its path is then the object's)."""
@@ -117,7 +140,8 @@ class Namespace:
     def __init__(self, services: Services, handlers: dict[str, Handler]) -> None:
         self.services = services
         settings = services.settings
-        self.sio = socketio.AsyncServer(
+        self.sio = Server(
+            self._answer, decode_json,
             async_mode="asgi",
             client_manager=Manager(),
             cors_allowed_origins=list(settings.cors_origins) or [],
@@ -131,8 +155,6 @@ class Namespace:
             engineio_logger=False,
         )
         engineio_websocket.install(self.sio.eio)
-        # What the websocket edge calls with each Socket.IO message.
-        self.on_message = EventShortcut(self.sio, self._answer, decode_json)
         self.sessions: dict[str, Session] = {}
         # Called with the session of every device that disconnects (rooms use it).
         self.disconnect_hooks: list[Callable[[Session], Awaitable[None]]] = []
@@ -140,7 +162,6 @@ class Namespace:
         self.add_handlers({**handlers, "time:sync": self._time_sync, "auth:refresh": self._auth_refresh})
         self.sio.on("connect", self._connect)
         self.sio.on("disconnect", self._disconnect)
-        self.sio.on("*", self._dispatch)
 
     def add_handlers(self, handlers: dict[str, Handler]) -> None:
         self.routes.update({name: Route(p.CLIENT_EVENTS[name][0], handler) for name, handler in handlers.items()})
@@ -240,19 +261,13 @@ class Namespace:
 
     # ---- events -----------------------------------------------------------
 
-    async def _answer(self, sid: str, name: str | None, args: list[Any]) -> bytes:
-        """The edge's shortcut (event_shortcut.py) for a plain event: its ack's arguments."""
-        if name is None:
-            reply: p.OkAck | p.ErrorAck = p.ErrorAck(error=p.ErrorBody(
-                code="invalid_payload", message="the event is not valid JSON (NaN and Infinity are not)"))
-        else:
-            reply = await self._dispatch(name, sid, *args)
-        return p.json_encoder.encode([reply])
+    async def _answer(self, sid: str, body: Any) -> bytes:
+        """Every client event (transport/socketio_server.py): the arguments of its one ack."""
+        return p.json_encoder.encode([await self._dispatch(sid, body)])
 
-    async def _dispatch(self, event: str, sid: str, *args: Any) -> p.OkAck | p.ErrorAck:
+    async def _dispatch(self, sid: str, body: Any) -> p.OkAck | p.ErrorAck:
         started = time.perf_counter()
-        route = self.routes.get(event)
-        label = event if route is not None else "unknown"
+        label = "unknown"
         outcome = "ok"
         try:
             session = self.sessions.get(sid)
@@ -262,9 +277,12 @@ class Namespace:
             if not session.take(settings.rate_per_s, settings.rate_burst):
                 raise AppError("rate_limited", f"more than {settings.rate_per_s:g} events/s; slow down",
                                {"retry_after_ms": int(1000 / settings.rate_per_s)})
+            event, args = _event_of(body)
+            route = self.routes.get(event)
             if route is None:
                 raise AppError("invalid_payload", f"unknown event {_printable(repr(event))}",
                                {"event": _printable(event[:64])})
+            label = event
             payload = self._decode(route.payload, args)
             return p.OkAck(data=await route.handler(session, payload))
         except AppError as exc:
@@ -277,7 +295,7 @@ class Namespace:
         finally:
             self.services.metrics.event_handled(label, outcome, time.perf_counter() - started)
 
-    def _decode(self, payload_type: type[msgspec.Struct], args: tuple[Any, ...]) -> Any:
+    def _decode(self, payload_type: type[msgspec.Struct], args: list[Any]) -> Any:
         if len(args) > 1:
             raise AppError("invalid_payload", "send one payload object")
         raw = args[0] if args else {}

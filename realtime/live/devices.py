@@ -7,6 +7,11 @@ beat. Entries of dead processes are dropped the next time they are counted (the
 device limit, room presence), and rooms drop them at once (rooms.purge_dead).
 Only processes found dead are dropped: a process that has just started, and
 that a peer has not heard of yet, is never mistaken for a dead one.
+
+A process found dead stays dead. One that was only frozen or cut off past
+PROCESS_TTL_S learns it at its next beat: its peers have dropped its devices and
+presence, so it goes on under a new id and ends every connection it holds
+(`on_revived`); the clients reconnect, and each is counted again.
 """
 
 from __future__ import annotations
@@ -34,9 +39,11 @@ REMEMBER_DEAD_S = 24 * 3600
 
 class Devices:
     def __init__(self, line: ScriptLine, keys: Keys, limit: int,
-                 on_dead: Callable[[list[str]], Awaitable[None]] | None = None) -> None:
+                 on_dead: Callable[[list[str]], Awaitable[None]] | None = None,
+                 on_revived: Callable[[], Awaitable[None]] | None = None) -> None:
         self.line = line  # a connect and a disconnect each cost one command on it
         self.on_dead = on_dead
+        self.on_revived = on_revived
         self.keys = keys
         self.limit = limit
         self.process = uuid.uuid4().hex[:12]
@@ -66,11 +73,21 @@ class Devices:
 
     async def beat(self) -> list[str]:
         """Refresh this process's heartbeat; returns the processes found dead just now."""
-        reply = [p.decode() for p in await self.line.run(
-            self._beat, self.keys.processes(), [self.process, time.time(), PROCESS_TTL_S, REMEMBER_DEAD_S])]
+        reply = await self._beat_once()
+        if reply == ["dead"]:
+            log.warning("this process was found dead by its peers (no heartbeat for %s s); it goes on as a new "
+                        "process and its clients reconnect", PROCESS_TTL_S, extra={"process_id": self.process})
+            self.process = uuid.uuid4().hex[:12]
+            reply = await self._beat_once()
+            if self.on_revived is not None:
+                await self.on_revived()
         cut = reply.index("|")
         self.dead = reply[cut + 1:]
         return reply[:cut]
+
+    async def _beat_once(self) -> list[str]:
+        return [p.decode() for p in await self.line.run(
+            self._beat, self.keys.processes(), [self.process, time.time(), PROCESS_TTL_S, REMEMBER_DEAD_S])]
 
     async def run(self) -> None:
         while True:

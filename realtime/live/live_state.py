@@ -34,7 +34,8 @@ SCRIPTS = (
     "workout_complete_begin", "workout_complete_finish", "workout_complete_abort",
     "set_complete", "set_update", "set_delete", "rest_start", "rest_adjust", "rest_skip", "timers_fire",
     "records_rebase", "records_preload",
-    "devices_join", "heartbeat", "presence_change",  # devices.py and rooms.py: their own KEYS, bind unused
+    # devices.py, room_state.py and rest/limits.py: their own KEYS and ARGV, bind unused
+    "devices_join", "heartbeat", "presence_change", "rate_take",
 )
 TIMERS_PER_CALL = 500
 ENDED_KEEP_S = 24 * 3600  # an ended workout's keys outlive it a day: retries and late syncs find it

@@ -9,7 +9,7 @@ queue hop per frame each way). Here a connection is one `EdgeSocket`: frames
 are parsed in `data_received`, each Socket.IO message runs in one task,
 the frames a connection gets in one loop turn go to its transport in one
 write, and the heartbeat is one timer handle. Plain events go to the
-namespace's dispatch and their acks straight back (namespace.py: on_message);
+namespace's dispatch and their acks straight back (socketio_server.py: Server.message);
 python-socketio does the rest of Socket.IO — handshake auth, namespaces,
 emits, rooms — because an `EdgeSocket` stands in python-engineio's socket
 table as one of its own sockets would.
@@ -22,13 +22,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs
 
-import socketio
 from engineio import packet as eio_packet
 
+from .socketio_server import Server
 from .ws_frames import (
     BINARY,
     CLOSE,
@@ -59,12 +58,11 @@ CLOSE_TIMEOUT_S = 2.0  # how long our close frame waits for the client's before 
 class Edge:
     """Which upgrades are ours, and what every EdgeSocket shares."""
 
-    def __init__(self, sio: socketio.AsyncServer,
-                 on_message: Callable[[str, str | bytes], Awaitable[bytes | None]]) -> None:
+    def __init__(self, sio: Server) -> None:
         self.eio = sio.eio
         self.handlers = sio.eio.handlers  # python-engineio's connect / message / disconnect events
         # Each Socket.IO message; returns the Engine.IO payload of an ack to write, if it has not sent one.
-        self.on_message = on_message
+        self.on_message = sio.message
         self.reason = sio.eio.reason
         self.ping_interval = float(sio.eio.ping_interval)
         self.ping_timeout = float(sio.eio.ping_timeout)

@@ -58,6 +58,16 @@ class LocalSockets:
                 pkt = pkt or eio_packet.Packet(eio_packet.MESSAGE, data=packet.decode())
                 sock.queue.put_nowait(pkt)
 
+    async def drop_all(self) -> None:
+        """End every connection of this process as a restart does: the clients reconnect by
+        themselves (a Socket.IO DISCONNECT, or Engine.IO's close packet on a websocket, would
+        tell them not to)."""
+        for eio_sid, sock in list(self.sio.eio.sockets.items()):
+            if isinstance(sock, EdgeSocket):
+                sock.shutdown()  # close code 1012, "server restarting"
+            else:
+                await self.sio.eio.disconnect(eio_sid)
+
     def _cut_off(self, sid: str, edge: EdgeSocket | None) -> None:
         """A device that stops reading is cut off rather than growing this process's memory;
         it reconnects and resyncs."""

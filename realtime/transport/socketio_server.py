@@ -1,0 +1,88 @@
+"""python-socketio's server, with every client event of the default namespace answered by one function.
+
+python-socketio looks a client's event name up in its handler table: an event a client
+named `disconnect` or `connect` ran those handlers (a socket that freed its device slot
+and stayed open), a name that was not a string raised inside the library, an event that
+was not JSON got no ack, and a binary event's attachments were buffered without bound.
+Here every EVENT of the default namespace, from either transport, whatever its name and
+body, goes to `answer`, and its ack goes straight back; the connect and disconnect
+handlers run only for connecting and disconnecting.
+
+It is also the fast path: python-socketio's way there and back (packet objects, its
+handler lookup, an ACK packet through python-engineio's send) was about a ninth of a
+process's CPU under load (docs/performance.md). What is not an event (CONNECT,
+DISCONNECT, a client's ACK, other namespaces) goes the library's way.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any, NamedTuple
+
+import socketio
+
+log = logging.getLogger("liveset.socketio")
+
+NAMESPACE = "/"
+
+
+class Unreadable(NamedTuple):
+    """What `answer` gets for an event it cannot read: why, in words for the client."""
+
+    why: str
+
+
+NOT_JSON = Unreadable("the event is not valid JSON (NaN and Infinity are not)")
+BINARY = Unreadable("binary attachments are not part of the protocol; send JSON")
+
+# (sid, the event as the client sent it: a JSON value, [name, payload] when well formed,
+# or Unreadable) -> the ack's arguments encoded as a JSON array.
+Answer = Callable[[str, Any], Awaitable[bytes]]
+
+# An EVENT (2) or BINARY_EVENT (5, with its attachment count) of the default namespace, its
+# ack id if any (digits: python-socketio's own decoder takes no more than 100 of them).
+_EVENT = re.compile(r"(?:2|5\d+-)(\d{0,100})(?![\d/])")
+
+
+class Server(socketio.AsyncServer):  # type: ignore[misc]
+    def __init__(self, answer: Answer, decode: Callable[[str], Any], **options: Any) -> None:
+        super().__init__(**options)
+        self.answer = answer
+        self.decode = decode  # JSON as clients send it; raises ValueError
+
+    async def message(self, eio_sid: str, data: str | bytes) -> bytes | None:
+        """One Socket.IO message of a client; returns the Engine.IO payload of an ack to send, if any."""
+        kind = data[:1]
+        if type(data) is not str or kind == "6":
+            # An attachment, or a BINARY_ACK (no event of ours asks a client for an ack): binary
+            # packets never reach python-socketio, so no attachment is ever awaited or buffered.
+            return None
+        event = _EVENT.match(data)
+        if event is None:
+            if kind != "5":  # a binary event of another namespace is dropped like the rest
+                try:
+                    await super()._handle_eio_message(eio_sid, data)
+                except ValueError:  # python-socketio's word for a packet it cannot read
+                    log.debug("unreadable Socket.IO packet ignored", exc_info=True)
+            return None
+        sid = self.manager.sid_from_eio_sid(eio_sid, NAMESPACE)
+        if sid is None or not self.manager.is_connected(sid, NAMESPACE):
+            return None  # not connected (yet, or any more): nothing to answer for
+        if data[0] == "5":
+            body: Any = BINARY
+        else:
+            try:
+                body = self.decode(data[event.end():])
+            except ValueError:
+                body = NOT_JSON
+        reply = await self.answer(sid, body)
+        ack_id = event.group(1)
+        return b"43" + ack_id.encode() + reply if ack_id else None
+
+    async def _handle_eio_message(self, eio_sid: str, data: str | bytes) -> None:
+        """python-engineio's message event: long-polling, and websockets upgraded from it."""
+        ack = await self.message(eio_sid, data)
+        if ack is not None:
+            await self.eio.send(eio_sid, ack[1:].decode())  # python-engineio adds the message type
