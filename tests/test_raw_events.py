@@ -207,3 +207,14 @@ async def test_a_device_sending_binary_events_gets_an_error_and_nothing_is_buffe
         await ok(device, "time:sync", {})
     finally:
         await device.close()
+
+
+async def test_malformed_events_count_against_the_rate_limit_like_any_other(redis_url: str, database_url: str) -> None:
+    async with in_process(make_settings(redis_url, database_url, rate_per_s=1, rate_burst=3)) as url:
+        client, _ = await RawClient.open(url)
+        await client.connect(f"limited-{uuid.uuid4().hex[:8]}")
+        client.send(*(client_frame(TEXT, f"42{n} {body}".encode())
+                      for n, body in enumerate(["[NaN", '["*",{}]', "[7]", '["disconnect"]', '["time:sync",{}]'])))
+        codes = [a["error"]["code"] for a in (await _acks(client, [str(n) for n in range(5)])).values()]
+        assert codes == ["invalid_payload"] * 3 + ["rate_limited"] * 2, codes
+        await client.close()

@@ -116,14 +116,14 @@ class _MsgspecJson:
         return decode_json(data)
 
 
-def _event_of(body: Any) -> tuple[str, list[Any]]:
-    """The name and arguments of an event as a client sent it (`["name", {...}]`)."""
+def _event_of(body: Any) -> tuple[str, list[Any]] | AppError:
+    """The name and arguments of an event as a client sent it (`["name", {...}]`), or what is wrong."""
     if isinstance(body, Unreadable):
-        raise AppError("invalid_payload", body.why)
+        return AppError("invalid_payload", body.why)
     if type(body) is not list or not body:
-        raise AppError("invalid_payload", "an event is a JSON array: [name, payload]")
+        return AppError("invalid_payload", "an event is a JSON array: [name, payload]")
     if type(body[0]) is not str or not body[0]:
-        raise AppError("invalid_payload", "an event's name is a non-empty string")
+        return AppError("invalid_payload", "an event's name is a non-empty string")
     return body[0], body[1:]
 
 
@@ -267,7 +267,9 @@ class Namespace:
 
     async def _dispatch(self, sid: str, body: Any) -> p.OkAck | p.ErrorAck:
         started = time.perf_counter()
-        label = "unknown"
+        event = _event_of(body)
+        route = None if isinstance(event, AppError) else self.routes.get(event[0])
+        label = "unknown" if route is None or isinstance(event, AppError) else event[0]
         outcome = "ok"
         try:
             session = self.sessions.get(sid)
@@ -277,12 +279,12 @@ class Namespace:
             if not session.take(settings.rate_per_s, settings.rate_burst):
                 raise AppError("rate_limited", f"more than {settings.rate_per_s:g} events/s; slow down",
                                {"retry_after_ms": int(1000 / settings.rate_per_s)})
-            event, args = _event_of(body)
-            route = self.routes.get(event)
+            if isinstance(event, AppError):  # refused only now: it took its token like any other
+                raise event
+            name, args = event
             if route is None:
-                raise AppError("invalid_payload", f"unknown event {_printable(repr(event))}",
-                               {"event": _printable(event[:64])})
-            label = event
+                raise AppError("invalid_payload", f"unknown event {_printable(repr(name))}",
+                               {"event": _printable(name[:64])})
             payload = self._decode(route.payload, args)
             return p.OkAck(data=await route.handler(session, payload))
         except AppError as exc:
