@@ -60,8 +60,9 @@ def _run(settings: Settings, on_started: Callable[[], None] = lambda: None) -> N
         port=settings.port,
         loop="uvloop",
         http=UpgradeReleasingHttpToolsProtocol,
+        # X-Forwarded-For is believed only from FORWARDED_ALLOW_IPS (uvicorn's own variable;
+        # 127.0.0.1 when unset): from anyone, it would let a client pick its own address.
         proxy_headers=True,
-        forwarded_allow_ips="*",
         # Compression state is the largest part of an idle websocket's memory.
         ws_per_message_deflate=False,
         # Engine.IO's ping already finds dead clients; a second, websocket-level ping

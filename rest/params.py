@@ -34,7 +34,7 @@ def limit(request: Request) -> int:
     raw = request.query_params.get("limit")
     if raw is None:
         return DEFAULT_LIMIT
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_LIMIT:  # "²" is a digit to isdigit
         raise invalid("limit", f"an integer from 1 to {MAX_LIMIT}")
     return int(raw)
 
@@ -67,7 +67,7 @@ def cursor(request: Request, ids: int) -> tuple[Any, ...] | None:
     try:
         decoded = msgspec.json.decode(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
         micros, *rest = decoded
-        if not isinstance(micros, int) or len(rest) != ids:
+        if not isinstance(micros, int) or len(rest) != ids or not all(isinstance(r, str) for r in rest):
             raise ValueError
         at = datetime.fromtimestamp(micros / 1_000_000, UTC)
         return (at, *(uuid.UUID(r) for r in rest))

@@ -13,6 +13,8 @@ from starlette.responses import Response
 
 from realtime.core.errors import AppError, ErrorCode
 
+from .headers import HEADERS
+
 log = logging.getLogger("liveset.rest")
 
 _STATUS: dict[str, int] = {
@@ -44,7 +46,8 @@ def problem(code: ErrorCode, detail: str, status: int | None = None, **extra: An
     status = status or _STATUS[code]
     body = Problem(type="about:blank", title=_TITLES.get(status, "Error"), status=status, code=code, detail=detail,
                    **extra)
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    # Also here, not only in rest/headers.py: Starlette answers a 500 outside every middleware.
+    headers = {**HEADERS, **({"WWW-Authenticate": "Bearer"} if status == 401 else {})}
     return Response(msgspec.json.encode(body), status_code=status, media_type="application/problem+json",
                     headers=headers)
 

@@ -99,4 +99,5 @@ async def test_a_process_found_dead_while_alive_comes_back_as_a_new_one_and_the_
             assert tablet.connect_error["data"]["code"] == "conflict"
             await phone.disconnect()
     finally:
+        await phone.shutdown()  # its connection the server ended is let go too
         await client.aclose()

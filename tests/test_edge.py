@@ -8,6 +8,7 @@ own close — and check that only the offending connection ends.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import json
 import logging
@@ -345,3 +346,23 @@ async def test_without_the_procfiles_http_protocol_websockets_still_work_and_the
         logging.getLogger("liveset.edge").removeHandler(handler)
         server.should_exit = True
         await task
+
+
+async def test_a_client_that_does_not_read_is_not_read_from_either(server: str) -> None:
+    """Pings with big payloads from a client that reads nothing: their pongs would pile up in
+    the server without end. Once its transport's buffer is full the server stops reading it."""
+    client, _ = await RawClient.open(server)
+    port = client.writer.get_extra_info("sockname")[1]
+    sock = next(o for o in gc.get_objects() if isinstance(o, EdgeSocket) and o.transport is not None
+                and o.transport.get_extra_info("peername")[1] == port)
+    ping = client_frame(TEXT, b"2" + b"x" * 65_000)
+    sent = 0
+    with contextlib.suppress(TimeoutError):
+        while sent < 200 * 2**20:
+            client.send(ping)
+            sent += len(ping)
+            await asyncio.wait_for(client.writer.drain(), 2)  # the server stops reading: this waits
+    assert sock.paused and sock.transport is not None and not sock.transport.is_reading()
+    assert sock.transport.get_write_buffer_size() < 16 * 2**20, sock.transport.get_write_buffer_size()
+    assert sent < 100 * 2**20, sent  # it stopped taking them long before
+    client.writer.transport.abort()

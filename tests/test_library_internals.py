@@ -78,7 +78,10 @@ def test_socketio_server_and_manager_have_what_the_transport_uses(sio: socketio.
     # fallback is the base's handler.
     server = Server(_answer, json.loads, async_mode="asgi")
     assert server.eio.handlers["message"] == server._handle_eio_message
-    assert "_handle_eio_message" in vars(socketio.AsyncServer)
+    assert "_handle_eio_message" in vars(socketio.AsyncServer) and "_handle_event" in vars(socketio.AsyncServer)
+    assert list(inspect.signature(socketio.AsyncServer._handle_event).parameters) == [
+        "self", "eio_sid", "namespace", "id", "data"]
+    assert engineio.payload.Payload.max_decode_packets == 256  # set by socketio_server.py
     assert socketio.packet.EVENT == 2 and socketio.packet.BINARY_EVENT == 5 and socketio.packet.BINARY_ACK == 6
     manager = sio.manager
     for method in ("basic_enter_room", "basic_leave_room", "basic_disconnect", "get_participants",

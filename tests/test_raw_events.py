@@ -129,36 +129,39 @@ async def test_every_event_a_client_frames_gets_one_ack_and_changes_nothing(
 ) -> None:
     uid, wid = raw_workout
     client, _ = await RawClient.open(raw_server)  # a connection per example: what one leaves is its own
-    await client.connect(uid)
-    before = await _state(client, wid, "900")
-    asked = []
-    for n, (packet, attachments) in enumerate(events):
-        ack_id = str(10 + n) if ack[n] else ""
-        asked += [ack_id] if ack_id and not packet.startswith(b"6") else []
-        # A space after the id: a body that begins with a digit ("3", "1e400") would lengthen it.
-        client.send(client_frame(TEXT, b"4" + packet.replace(b"{id}", ack_id.encode() + b" ")),
-                    *(client_frame(BINARY, a) for a in attachments))
-    for reply in (await _acks(client, asked)).values():  # time:sync with {} is an event like any other
-        assert reply["ok"] or reply["error"]["code"] in ("invalid_payload", "too_large"), reply
-    assert await _state(client, wid, "901") == before  # nothing changed, and the link lives on
-    assert not errors.records, [r.getMessage() for r in errors.records]
-    # Still the user's one device: another of the user is refused.
-    second, _ = await RawClient.open(raw_server)
-    second.send(client_frame(TEXT, b"40" + json.dumps({"token": token(uid), "device_id": "second"}).encode()))
-    refused = json.loads((await second.text_starting(b"44"))[2:])
-    assert "too many devices" in refused["data"]["message"], refused
-    await second.close()
-    await client.close()
+    try:
+        await client.connect(uid)
+        before = await _state(client, wid, "900")
+        asked = []
+        for n, (packet, attachments) in enumerate(events):
+            ack_id = str(10 + n) if ack[n] else ""
+            asked += [ack_id] if ack_id and not packet.startswith(b"6") else []
+            # A space after the id: a body that begins with a digit ("3", "1e400") would lengthen it.
+            client.send(client_frame(TEXT, b"4" + packet.replace(b"{id}", ack_id.encode() + b" ")),
+                        *(client_frame(BINARY, a) for a in attachments))
+        for reply in (await _acks(client, asked)).values():  # time:sync with {} is an event like any other
+            assert reply["ok"] or reply["error"]["code"] in ("invalid_payload", "too_large"), reply
+        assert await _state(client, wid, "901") == before  # nothing changed, and the link lives on
+        assert not errors.records, [r.getMessage() for r in errors.records]
+        # Still the user's one device: another of the user is refused.
+        second, _ = await RawClient.open(raw_server)
+        second.send(client_frame(TEXT, b"40" + json.dumps({"token": token(uid), "device_id": "second"}).encode()))
+        refused = json.loads((await second.text_starting(b"44"))[2:])
+        assert "too many devices" in refused["data"]["message"], refused
+        await second.close()
+    finally:
+        await client.close()
 
 
+@pytest.mark.parametrize("namespace", ["", "/,", "/?x=1,"])  # the default namespace, however written
 @pytest.mark.parametrize("name", RESERVED)
-async def test_a_reserved_name_from_a_client_is_an_unknown_event(raw_server: str, name: str) -> None:
+async def test_a_reserved_name_from_a_client_is_an_unknown_event(raw_server: str, name: str, namespace: str) -> None:
     """python-socketio ran its own connect / disconnect handlers for a client event of that name."""
     uid = f"reserved-{uuid.uuid4().hex[:8]}"
     client, _ = await RawClient.open(raw_server)
     await client.connect(uid)
-    client.send(client_frame(TEXT, f'421{json.dumps([name, {"token": token("someone-else"), "device_id": "x"}])}'
-                                   .encode()))
+    event = json.dumps([name, {"token": token("someone-else"), "device_id": "x"}])
+    client.send(client_frame(TEXT, f"42{namespace}1{event}".encode()))
     reply = (await _acks(client, ["1"]))["1"]
     assert reply["error"]["code"] == "invalid_payload" and "unknown event" in reply["error"]["message"], reply
     client.send(client_frame(TEXT, b'422["time:sync",{}]'))

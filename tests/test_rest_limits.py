@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from rest.headers import HEADERS
+from rest.problems import problem
 
 from .clients import token
 from .conftest import make_settings
@@ -72,3 +73,10 @@ async def test_every_response_carries_the_security_headers(server: str, method: 
     for name, value in HEADERS.items():
         assert response.headers[name] == value, name
     assert (response.headers.get("Cache-Control") == "no-store") == path.startswith("/api/")
+
+
+def test_a_server_error_carries_the_headers_too() -> None:
+    """Starlette answers a 500 outside every middleware: the problem document brings them itself."""
+    response = problem("internal", "internal error")
+    assert response.status_code == 500
+    assert all(response.headers[name] == value for name, value in HEADERS.items())

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from realtime.transport import ws_frames
 from realtime.transport.ws_frames import (
     BINARY,
     CLOSE,
@@ -117,3 +118,35 @@ def test_an_oversized_frame_is_refused_from_its_header_alone() -> None:
     with pytest.raises(ProtocolError) as refused:
         FrameReader(max_size=65_536).feed(header)
     assert refused.value.code == TOO_BIG
+
+
+def test_empty_fragments_count_toward_the_size_limit() -> None:
+    """Each fragment counts the bytes of its frame: a stream of empty fragments ends at the
+    limit like a big message, not after holding a list without end."""
+    reader = FrameReader(max_size=1024)
+    reader.feed(client_frame(TEXT, b"4", fin=False))
+    empty = client_frame(CONTINUATION, b"", fin=False)
+    with pytest.raises(ProtocolError) as refused:
+        for _ in range(1024 // len(empty) + 1):
+            reader.feed(empty)
+    assert refused.value.code == TOO_BIG
+
+
+def test_a_frame_trickled_byte_by_byte_is_parsed_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A frame that arrives a byte at a time is gathered until it is whole: its header is not
+    parsed again at every byte (that made a trickle cost the square of its size)."""
+    wire = client_frame(TEXT, b"x" * 5000)  # a 16-bit length: read with _SHORT
+    parsed = []
+    real = ws_frames._SHORT
+
+    class Counting:
+        def unpack_from(self, data: bytes, at: int) -> tuple[int, ...]:
+            parsed.append(at)
+            return real.unpack_from(data, at)
+
+    monkeypatch.setattr(ws_frames, "_SHORT", Counting())
+    reader = FrameReader(max_size=65_536)
+    got = [m for i in range(len(wire)) for m in reader.feed(wire[i:i + 1])]
+    assert got == [(TEXT, b"x" * 5000)]
+    assert len(parsed) <= 2, len(parsed)  # once to learn the length, once when the frame is whole
+    assert not reader._pending

@@ -283,7 +283,7 @@ class Namespace:
                 raise event
             name, args = event
             if route is None:
-                raise AppError("invalid_payload", f"unknown event {_printable(repr(name))}",
+                raise AppError("invalid_payload", f"unknown event {_printable(repr(name[:64]))}",
                                {"event": _printable(name[:64])})
             payload = self._decode(route.payload, args)
             return p.OkAck(data=await route.handler(session, payload))

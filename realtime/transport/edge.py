@@ -201,10 +201,16 @@ class EdgeSocket(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self.paused = True
+        if self.transport is not None:
+            # A client that does not read gets nothing more read from it either: its pings'
+            # pongs and its events' acks cannot pile up here.
+            self.transport.pause_reading()
 
     def resume_writing(self) -> None:
         self.paused = False
         self.backlog = 0
+        if self.transport is not None and self.in_flight < MAX_IN_FLIGHT:
+            self.transport.resume_reading()
 
     def shutdown(self) -> None:
         """uvicorn is stopping: tell the client to come back later, as its websocket protocol does."""
@@ -244,7 +250,7 @@ class EdgeSocket(asyncio.Protocol):
             log.debug("unreadable Socket.IO message ignored", exc_info=True)
         finally:
             self.in_flight -= 1
-            if self.in_flight == MAX_IN_FLIGHT - 1 and self.transport is not None:
+            if self.in_flight == MAX_IN_FLIGHT - 1 and self.transport is not None and not self.paused:
                 self.transport.resume_reading()
 
     async def opened(self, environ: dict[str, Any]) -> None:

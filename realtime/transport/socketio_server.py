@@ -22,8 +22,14 @@ from collections.abc import Awaitable, Callable
 from typing import Any, NamedTuple
 
 import socketio
+from engineio.payload import Payload
 
 log = logging.getLogger("liveset.socketio")
+
+# python-engineio refuses a long-polling POST of more than 16 packets whole, and none of its
+# events is answered; socket.io-client sends every event it buffered while offline in one POST.
+# The POST's size limit (MAX_MESSAGE_BYTES) and the rate limit bound the rest.
+Payload.max_decode_packets = 256
 
 NAMESPACE = "/"
 
@@ -41,9 +47,10 @@ BINARY = Unreadable("binary attachments are not part of the protocol; send JSON"
 # or Unreadable) -> the ack's arguments encoded as a JSON array.
 Answer = Callable[[str, Any], Awaitable[bytes]]
 
-# An EVENT (2) or BINARY_EVENT (5, with its attachment count) of the default namespace, its
-# ack id if any (digits: python-socketio's own decoder takes no more than 100 of them).
-_EVENT = re.compile(r"(?:2|5\d+-)(\d{0,100})(?![\d/])")
+# An EVENT (2) or BINARY_EVENT (5, with its attachment count) of the default namespace (left
+# out, or written "/,"), its ack id if any (ASCII digits: python-socketio's own decoder takes
+# no more than 100 of them).
+_EVENT = re.compile(r"(?:2|5[0-9]+-)(?:/,)?([0-9]{0,100})(?![0-9/])")
 
 
 class Server(socketio.AsyncServer):  # type: ignore[misc]
@@ -80,6 +87,16 @@ class Server(socketio.AsyncServer):  # type: ignore[misc]
         reply = await self.answer(sid, body)
         ack_id = event.group(1)
         return b"43" + ack_id.encode() + reply if ack_id else None
+
+    async def _handle_event(self, eio_sid: str, namespace: str | None, id: int | None, data: Any) -> None:
+        """An EVENT python-socketio decoded itself (a namespace written another way, "/?x,"): the
+        same answer, never its own handler lookup."""
+        sid = self.manager.sid_from_eio_sid(eio_sid, namespace or NAMESPACE)
+        if (namespace or NAMESPACE) != NAMESPACE or sid is None or not self.manager.is_connected(sid, NAMESPACE):
+            return
+        reply = await self.answer(sid, data)
+        if id is not None:
+            await self.eio.send(eio_sid, f"3{id}{reply.decode()}")
 
     async def _handle_eio_message(self, eio_sid: str, data: str | bytes) -> None:
         """python-engineio's message event: long-polling, and websockets upgraded from it."""

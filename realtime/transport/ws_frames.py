@@ -64,23 +64,34 @@ def close_frame(code: int, reason: str = "") -> bytes:
 class FrameReader:
     """Turns a client's bytes into whole messages: (opcode, payload), fragments joined.
 
-    Holds no buffer while a read ends on a frame boundary, which is nearly always.
+    Holds no buffer while a read ends on a frame boundary, which is nearly always. A frame
+    that arrives in pieces is gathered until it is whole, not parsed again at every piece, and
+    each fragment of a message counts its frame's bytes toward the size limit: neither a
+    trickle of one-byte reads nor a stream of empty fragments costs more than it sends.
     """
 
-    __slots__ = ("max_size", "_pending", "_fragments", "_fragment_opcode")
+    __slots__ = ("max_size", "_pending", "_need", "_fragments", "_fragment_size", "_fragment_opcode")
 
     def __init__(self, max_size: int) -> None:
         self.max_size = max_size
-        self._pending = b""
+        self._pending = bytearray()
+        self._need = 0  # bytes the pending frame needs before it can be parsed further
         self._fragments: list[bytes] | None = None
+        self._fragment_size = 0
         self._fragment_opcode = 0
 
     def feed(self, data: bytes) -> list[tuple[int, bytes]]:
         if self._pending:
-            data = self._pending + data
+            self._pending += data
+            if len(self._pending) < self._need:
+                return []
+            data, self._pending = bytes(self._pending), bytearray()
         messages: list[tuple[int, bytes]] = []
         at, end = 0, len(data)
-        while end - at >= 2:
+        while True:
+            if end - at < 2:
+                self._need = 2
+                break
             first, second = data[at], data[at + 1]
             if first & 0x70:
                 raise ProtocolError(PROTOCOL_ERROR, "no extension was negotiated")
@@ -91,27 +102,31 @@ class FrameReader:
                 raise ProtocolError(PROTOCOL_ERROR, "control frames are short and never fragmented")
             if length == 126:
                 if end - head < 2:
+                    self._need = 4
                     break
                 length = _SHORT.unpack_from(data, head)[0]
                 head += 2
             elif length == 127:
                 if end - head < 8:
+                    self._need = 10
                     break
                 length = _LONG.unpack_from(data, head)[0]
                 head += 8
             if length > self.max_size:
                 raise ProtocolError(TOO_BIG, f"a message may have at most {self.max_size} bytes")
             if end - head < 4 + length:
+                self._need = head + 4 + length - at
                 break
             payload = apply_mask(data[head + 4:head + 4 + length], data[head:head + 4])
+            message = self._message(first & 0x80, opcode, payload, head + 4 + length - at)
             at = head + 4 + length
-            message = self._message(first & 0x80, opcode, payload)
             if message is not None:
                 messages.append(message)
-        self._pending = data[at:] if at < end else b""
+        if at < end:
+            self._pending = bytearray(data[at:])
         return messages
 
-    def _message(self, fin: int, opcode: int, payload: bytes) -> tuple[int, bytes] | None:
+    def _message(self, fin: int, opcode: int, payload: bytes, frame_size: int) -> tuple[int, bytes] | None:
         if opcode >= CLOSE:
             if opcode not in (CLOSE, PING, PONG):
                 raise ProtocolError(PROTOCOL_ERROR, f"unknown opcode {opcode}")
@@ -120,7 +135,8 @@ class FrameReader:
             if self._fragments is None:
                 raise ProtocolError(PROTOCOL_ERROR, "continuation without a first fragment")
             self._fragments.append(payload)
-            if sum(map(len, self._fragments)) > self.max_size:
+            self._fragment_size += frame_size
+            if self._fragment_size > self.max_size:
                 raise ProtocolError(TOO_BIG, f"a message may have at most {self.max_size} bytes")
             if not fin:
                 return None
@@ -132,5 +148,5 @@ class FrameReader:
             raise ProtocolError(PROTOCOL_ERROR, "a new message before the last one's final fragment")
         if fin:
             return opcode, payload
-        self._fragments, self._fragment_opcode = [payload], opcode
+        self._fragments, self._fragment_size, self._fragment_opcode = [payload], frame_size, opcode
         return None
