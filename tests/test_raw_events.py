@@ -221,3 +221,21 @@ async def test_malformed_events_count_against_the_rate_limit_like_any_other(redi
         codes = [a["error"]["code"] for a in (await _acks(client, [str(n) for n in range(5)])).values()]
         assert codes == ["invalid_payload"] * 3 + ["rate_limited"] * 2, codes
         await client.close()
+
+
+async def test_a_long_polling_post_of_many_events_gets_every_ack(raw_server: str) -> None:
+    """socket.io-client sends every event it buffered while offline in one POST; python-engineio
+    took at most 16 packets and dropped the whole batch beyond that."""
+    async with httpx.AsyncClient(base_url=raw_server, timeout=5) as http:
+        sid = json.loads((await http.get("/socket.io/?EIO=4&transport=polling")).text[1:])["sid"]
+        url = f"/socket.io/?EIO=4&transport=polling&sid={sid}"
+        await http.post(url, content="40" + json.dumps({"token": token(f"batch-{uuid.uuid4().hex[:8]}"),
+                                                        "device_id": "poll"}))
+        packets: list[str] = []
+        while not any(p.startswith('42["session:ready"') for p in packets):
+            packets += (await http.get(url)).text.split("\x1e")
+        assert (await http.post(url, content="\x1e".join(f'42{n}["time:sync",{{}}]' for n in range(40)))).text == "OK"
+        acks: set[str] = set()
+        while len(acks) < 40:
+            acks |= {p[2:].partition("[")[0] for p in (await http.get(url)).text.split("\x1e") if p.startswith("43")}
+        assert acks == {str(n) for n in range(40)}
