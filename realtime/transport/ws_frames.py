@@ -74,7 +74,7 @@ class FrameReader:
 
     def __init__(self, max_size: int) -> None:
         self.max_size = max_size
-        self._pending = bytearray()
+        self._pending: bytes | bytearray = b""  # a bytearray only while a frame is partly here
         self._need = 0  # bytes the pending frame needs before it can be parsed further
         self._fragments: list[bytes] | None = None
         self._fragment_size = 0
@@ -85,7 +85,7 @@ class FrameReader:
             self._pending += data
             if len(self._pending) < self._need:
                 return []
-            data, self._pending = bytes(self._pending), bytearray()
+            data, self._pending = bytes(self._pending), b""
         messages: list[tuple[int, bytes]] = []
         at, end = 0, len(data)
         while True:
