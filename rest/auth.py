@@ -10,6 +10,9 @@ from realtime.live.services import Services
 
 
 def user_id(request: Request) -> str:
+    verified: str | None = getattr(request.state, "user_id", None)  # rest/limits.py verified it already
+    if verified is not None:
+        return verified
     services: Services = request.app.state.services
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")

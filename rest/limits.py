@@ -32,7 +32,9 @@ def caller(request: Request, services: Services) -> str:
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer" and token:
         try:
-            return "u:" + services.verifier.verify(token.strip()).user_id
+            user = services.verifier.verify(token.strip()).user_id
+            request.state.user_id = user  # rest/auth.py takes it: the token is verified once
+            return "u:" + user
         except AuthError:
             pass
     return "a:" + (request.client.host if request.client else "")

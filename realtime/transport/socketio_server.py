@@ -74,29 +74,30 @@ class Server(socketio.AsyncServer):  # type: ignore[misc]
                 except ValueError:  # python-socketio's word for a packet it cannot read
                     log.debug("unreadable Socket.IO packet ignored", exc_info=True)
             return None
-        sid = self.manager.sid_from_eio_sid(eio_sid, NAMESPACE)
-        if sid is None or not self.manager.is_connected(sid, NAMESPACE):
-            return None  # not connected (yet, or any more): nothing to answer for
-        if data[0] == "5":
+        if kind == "5":
             body: Any = BINARY
         else:
             try:
                 body = self.decode(data[event.end():])
             except ValueError:
                 body = NOT_JSON
-        reply = await self.answer(sid, body)
-        ack_id = event.group(1)
-        return b"43" + ack_id.encode() + reply if ack_id else None
+        return await self._reply(eio_sid, event.group(1), body)
 
     async def _handle_event(self, eio_sid: str, namespace: str | None, id: int | None, data: Any) -> None:
         """An EVENT python-socketio decoded itself (a namespace written another way, "/?x,"): the
         same answer, never its own handler lookup."""
-        sid = self.manager.sid_from_eio_sid(eio_sid, namespace or NAMESPACE)
-        if (namespace or NAMESPACE) != NAMESPACE or sid is None or not self.manager.is_connected(sid, NAMESPACE):
-            return
-        reply = await self.answer(sid, data)
-        if id is not None:
-            await self.eio.send(eio_sid, f"3{id}{reply.decode()}")
+        if (namespace or NAMESPACE) == NAMESPACE:
+            ack = await self._reply(eio_sid, "" if id is None else str(id), data)
+            if ack is not None:
+                await self.eio.send(eio_sid, ack[1:].decode())
+
+    async def _reply(self, eio_sid: str, ack_id: str, body: Any) -> bytes | None:
+        """`answer`'s reply to a connected socket's event, as the Engine.IO payload of its ack."""
+        sid = self.manager.sid_from_eio_sid(eio_sid, NAMESPACE)
+        if sid is None or not self.manager.is_connected(sid, NAMESPACE):
+            return None  # not connected (yet, or any more): nothing to answer for
+        reply = await self.answer(sid, body)
+        return b"43" + ack_id.encode() + reply if ack_id else None
 
     async def _handle_eio_message(self, eio_sid: str, data: str | bytes) -> None:
         """python-engineio's message event: long-polling, and websockets upgraded from it."""
