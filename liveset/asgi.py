@@ -19,6 +19,7 @@ from realtime.handlers.workouts import WorkoutHandlers
 from realtime.live.services import Services
 from realtime.transport.asgi_release import ReleaseOnEnd
 from realtime.transport.edge import STATE_KEY, Edge
+from realtime.transport.polling_errors import PollingErrors
 from rest.app import create_rest_app
 
 
@@ -47,4 +48,4 @@ def create_app(settings: Settings | None = None) -> ReleaseOnEnd:
             yield {STATE_KEY: edge}
 
     rest = create_rest_app(services, app_lifespan)
-    return ReleaseOnEnd(socketio.ASGIApp(namespace.sio, other_asgi_app=rest, socketio_path="socket.io"))
+    return ReleaseOnEnd(PollingErrors(socketio.ASGIApp(namespace.sio, other_asgi_app=rest, socketio_path="socket.io")))

@@ -239,3 +239,15 @@ async def test_a_long_polling_post_of_many_events_gets_every_ack(raw_server: str
         while len(acks) < 40:
             acks |= {p[2:].partition("[")[0] for p in (await http.get(url)).text.split("\x1e") if p.startswith("43")}
         assert acks == {str(n) for n in range(40)}
+
+
+async def test_a_post_to_a_session_the_client_closed_is_a_bad_request(raw_server: str, errors: Errors) -> None:
+    """python-engineio raised inside (KeyError), and uvicorn answered 500 with a traceback."""
+    async with httpx.AsyncClient(base_url=raw_server, timeout=5) as http:
+        sid = json.loads((await http.get("/socket.io/?EIO=4&transport=polling")).text[1:])["sid"]
+        url = f"/socket.io/?EIO=4&transport=polling&sid={sid}"
+        assert (await http.post(url, content="1")).status_code == 200  # Engine.IO's close
+        assert (await http.post(url, content="2")).status_code == 400
+        assert (await http.get(url)).status_code == 400  # python-engineio's own answer to an unknown sid
+    # That one says "Invalid session" once per process, in a line; nothing logs a traceback.
+    assert not [r for r in errors.records if r.exc_info], [r.getMessage() for r in errors.records]
