@@ -50,7 +50,9 @@ def journey_env(redis_url: str, database_url: str, workdir: Path):
            "RATE_LIMIT_PER_S": "100000", "RATE_LIMIT_BURST": "100000",
            "REST_RATE_LIMIT_PER_S": "100000", "REST_RATE_LIMIT_BURST": "100000"}
     webs = [ServerProcess(env, workdir) for _ in range(2)]
-    http = httpx.AsyncClient(timeout=10)
+    # A pooled connection idle past uvicorn's keep-alive (5 s) may be closed as it is reused:
+    # let it go sooner ("Server disconnected without sending a response" when steps ran slow).
+    http = httpx.AsyncClient(timeout=10, limits=httpx.Limits(keepalive_expiry=1))
 
     async def start() -> None:
         await asyncio.gather(*(w.start() for w in webs))
