@@ -20,6 +20,7 @@ from realtime.core.auth import AuthError
 from realtime.live.live_state import library, now_ms
 from realtime.live.services import Services
 
+from .auth import bearer_token
 from .problems import problem
 
 log = logging.getLogger("liveset.rest")
@@ -29,10 +30,10 @@ LIMITED = "/api/"
 
 def caller(request: Request, services: Services) -> str:
     """Who a request counts against: the user of a valid token, else the client's address."""
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and token:
+    token = bearer_token(request)
+    if token is not None:
         try:
-            user = services.verifier.verify(token.strip()).user_id
+            user = services.verifier.verify(token).user_id
             request.state.user_id = user  # rest/auth.py takes it: the token is verified once
             return "u:" + user
         except AuthError:

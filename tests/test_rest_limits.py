@@ -12,13 +12,9 @@ import pytest
 from rest.headers import HEADERS
 from rest.problems import problem
 
-from .clients import token
 from .conftest import make_settings
 from .servers import in_process
-
-
-def bearer(uid: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token(uid)}"}
+from .test_rest import bearer
 
 
 async def statuses(http: httpx.AsyncClient, count: int, path: str, headers: dict[str, str]) -> list[httpx.Response]:
