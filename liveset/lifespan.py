@@ -76,12 +76,13 @@ async def lifespan(
         await redis.ping()
         pool = await create_pool(settings.database_url)
         keys = Keys(settings.redis_prefix)
-        live = LiveState(redis, line, keys, load_baseline, settings.workout_log_cap)
+        live = LiveState(redis, line, keys, load_baseline, settings.workout_log_cap,
+                         (settings.user_budget_per_s, settings.user_budget_burst))
         sockets = LocalSockets(sio, settings.max_queued_packets, services.metrics.slow_consumers.inc)
         fanout = Fanout(settings.redis_url, sockets, keys, services.metrics)
         fanout.on_kick = rooms.on_kick
         timers = TimerScheduler(live, services.metrics)
-        devices = Devices(line, keys, settings.max_devices_per_user, on_dead=rooms.purge_dead,
+        devices = Devices(line, live.scripts, keys, settings.max_devices_per_user, on_dead=rooms.purge_dead,
                           on_revived=sockets.drop_all)
         await devices.beat()
         services.runtime = Runtime(redis=redis, db=pool, live=live, fanout=fanout, timers=timers, devices=devices,

@@ -35,8 +35,19 @@ from typing import Any
 
 from .chart import draw
 from .config import Config
-from .measure import GC, LOOP_LAG, ProcessWatch, merge, ms_per_set, percentiles, scrape, stalls
-from .report import ROUND, SUSTAINED_P99_MS, fresh_server_memory_only, median_of_rounds, sustained, table, versus_peer
+from .measure import GC, LOOP_LAG, ProcessWatch, cpu_percent, merge, ms_per_set, percentiles, scrape, stalls
+from .noisy import main as noisy_main
+from .report import (
+    NOISY,
+    ROUND,
+    SUSTAINED_P99_MS,
+    fresh_server_memory_only,
+    median_of_rounds,
+    neighbour_effect,
+    sustained,
+    table,
+    versus_peer,
+)
 from .samples import Samples
 from .stack import SECRET, Stack
 from .worker import main as worker_main
@@ -68,19 +79,26 @@ def run_load(cfg: Config, workers: int, client_cpus: list[int] | None, server_pi
         rss_before = watch.rss_mb()
         procs = [ctx.Process(target=worker_main, args=(cfg, firsts[i], share[i], workers, client_cpus, results,
                                                        progress, go)) for i in range(workers)]
+        if cfg.noisy:
+            procs.append(ctx.Process(target=noisy_main, args=(cfg, client_cpus, results, go)))
         started = time.monotonic()
         for proc in procs:
             proc.start()
         generator = watches.enter_context(ProcessWatch([proc.pid for proc in procs]))
         parts: list[Samples] = []
+        noisy: dict[str, Any] | None = None
         connected, reported, rss_connected, last_print = 0, 0, None, 0.0
         load_window: tuple[float, float] | None = None  # on the watch's clock
         lag_before: dict[str, float] = {}
         lag_after: dict[str, float] = {}
         lag_timer: threading.Timer | None = None
-        while len(parts) < workers:
+        while len(parts) < workers or (cfg.noisy and noisy is None):
             try:
-                parts.append(results.get(timeout=0.5))
+                part = results.get(timeout=0.5)
+                if isinstance(part, tuple):
+                    noisy = part[1]
+                else:
+                    parts.append(part)
                 continue
             except queue.Empty:
                 pass
@@ -148,6 +166,8 @@ def run_load(cfg: Config, workers: int, client_cpus: list[int] | None, server_pi
         "duplicates": total.duplicates,
         "out_of_order": total.out_of_order,
         "errors": total.errors,
+        "noisy_neighbour": noisy,
+        "redis_cpu_percent": cpu_percent(backend, load_window) if redis_pid else None,
         "server_cpu_percent": {"mean": round(sum(cpu) / len(cpu), 1) if cpu else None,
                                "max": round(max(cpu), 1) if cpu else None},
         # Server CPU per set while the load runs (a set and its rest timer: every event they cause):
@@ -198,6 +218,9 @@ def main() -> None:
     parser.add_argument("--rooms", type=float, default=0.0, metavar="SHARE",
                         help="this share of the users trains together in group rooms (sets reach the room too)")
     parser.add_argument("--room-size", type=int, default=5, help="users per group room")
+    parser.add_argument("--noisy", action="store_true",
+                        help="run the load twice, the second time with a noisy neighbour beside it: one more user "
+                             "on ten devices at the rate limit, the costliest way (loadtest/noisy.py)")
     parser.add_argument("--compare", choices=["node", "pysio"],
                         help="run the same load against a reference peer too (loadtest/peers): the Node.js "
                              "socket.io server, or a plain python-socketio one with its AsyncRedisManager")
@@ -216,18 +239,20 @@ def main() -> None:
     parser.add_argument("--label", default="")
     args = parser.parse_args()
 
-    def config(label: str, url: str, rate: float) -> Config:
+    def config(label: str, url: str, rate: float, noisy: bool = False) -> Config:
         if len(args.rate) > 1:
             label = f"{label} @{rate:g}/s"
         return Config(url=url, secret=args.secret, users=args.users, devices=args.devices, rate=rate,
                       rest_s=args.rest, duration_s=args.duration, connect_rate=args.connect_rate,
                       timers_only=args.timers_only, label=label, run_id=uuid.uuid4().hex[:8], idle=args.idle,
                       storm=args.storm, storm_at=args.storm_at, storm_spread_s=args.storm_spread,
-                      failover=args.kill_at is not None, rooms=args.rooms, room_size=args.room_size)
+                      failover=args.kill_at is not None, rooms=args.rooms, room_size=args.room_size, noisy=noisy)
 
     if args.kill_at is not None and (args.processes < 2 or args.target or args.compare or len(args.rate) > 1):
         parser.error("--kill-at needs --processes 2 or more, one --rate, and no --target or --compare")
 
+    if args.noisy and (args.target or args.compare):
+        parser.error("--noisy runs liveset twice, quiet and noisy: no --target or --compare")
     if args.rooms and args.compare:
         parser.error("--rooms cannot be compared: the reference peers have no group rooms")
     if not 0 <= args.rooms <= 1 or args.room_size < 2:
@@ -244,21 +269,23 @@ def main() -> None:
                                     args.target_pid, metrics_urls=args.target.split(",")))
     else:
         with Stack(_cpus(args.server_cpus), _cpus(args.backend_cpus)) as stack:
-            runs = [(f"liveset x{args.processes}", stack.liveset)]
+            runs = [(f"liveset x{args.processes}", stack.liveset, False)]
+            if args.noisy:
+                runs.append((f"liveset x{args.processes} {NOISY}", stack.liveset, True))
             if args.compare:
-                runs.append((f"{args.compare} peer x{args.processes}", stack.peer(args.compare)))
+                runs.append((f"{args.compare} peer x{args.processes}", stack.peer(args.compare), False))
             # Round after round the servers take turns, each on fresh processes: the hour's
             # noise then falls on both, and the median of the rounds judges (median_of_rounds).
-            turns = [(label if args.rounds == 1 else f"{label}{ROUND}{n}", start)
-                     for n in range(1, args.rounds + 1) for label, start in runs]
-            for label, start in turns:
+            turns = [(label if args.rounds == 1 else f"{label}{ROUND}{n}", start, noisy)
+                     for n in range(1, args.rounds + 1) for label, start, noisy in runs]
+            for label, start, noisy in turns:
                 servers = start(args.processes)
                 # Devices of one user on different processes when there are several.
                 url = ",".join(u for u, _ in servers)
                 first = len(results)
                 ours = [u for u, _ in servers] if label.startswith("liveset") else []  # with /metrics
                 for rate in args.rate:
-                    results.append(run_load(config(label, url, rate), args.workers, client_cpus,
+                    results.append(run_load(config(label, url, rate, noisy), args.workers, client_cpus,
                                             [pid for _, pid in servers], args.kill_at, stack.redis_pid, ours))
                     if ours:
                         results[-1]["server_gc"] = scrape(ours, GC)
@@ -284,6 +311,9 @@ def main() -> None:
                 print(f"median of {args.rounds} rounds, {server}: {rate or 'none'}")
         if (line := versus_peer(best, args.rate)) is not None:
             print(line)
+    if args.noisy:
+        print()
+        print(neighbour_effect(results))
     print(f"\nchart: {chart}")
     print(f"results: {out}")
 

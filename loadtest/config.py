@@ -27,6 +27,7 @@ class Config:
     failover: bool = False  # a device whose server goes away reconnects to the next URL (kill -9 runs)
     rooms: float = 0.0  # share of the users training together in group rooms
     room_size: int = 5  # users per room
+    noisy: bool = False  # one more user on ten devices at the rate limit, the costliest way (noisy.py)
 
     @property
     def period(self) -> float:

@@ -92,10 +92,16 @@ def merge(parts: list[Samples]) -> Samples:
     return total
 
 
-def ms_per_set(watch: ProcessWatch, window: tuple[float, float] | None, sets_per_s: float) -> float | None:
-    """CPU per set while the load runs; a sample covers the second before it: those wholly inside the load."""
+def cpu_percent(watch: ProcessWatch, window: tuple[float, float] | None) -> float | None:
+    """Mean CPU while the load runs; a sample covers the second before it: those wholly inside the load."""
     inside = [c for t, c, _ in watch.samples if window and window[0] + 1 <= t <= window[1]]
-    return round(sum(inside) / len(inside) * 10 / sets_per_s, 3) if inside and sets_per_s else None
+    return round(sum(inside) / len(inside), 1) if inside else None
+
+
+def ms_per_set(watch: ProcessWatch, window: tuple[float, float] | None, sets_per_s: float) -> float | None:
+    """CPU per set while the load runs."""
+    cpu = cpu_percent(watch, window)
+    return round(cpu * 10 / sets_per_s, 3) if cpu is not None and sets_per_s else None
 
 
 GC = ("liveset_gc_pause_seconds_count", "liveset_gc_pause_seconds_sum")  # by generation

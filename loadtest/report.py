@@ -66,6 +66,30 @@ def versus_peer(best: dict[str, float | None], rates: list[float]) -> str | None
     return f"{head} {bound}{ours / peer:.2f} x {target}"
 
 
+NOISY = "+ noisy neighbour"  # the label's tail of a run with loadtest/noisy.py beside the users
+
+
+def neighbour_effect(results: list[dict[str, Any]]) -> str:
+    """The ordinary users' p99 with the noisy neighbour against without, per rate and round, and
+    what the neighbour was answered: the issue's bar is within 2x."""
+    lines = []
+    quiet = {r["label"]: r for r in results if NOISY not in r["label"]}
+    for r in results:
+        if NOISY not in r["label"]:
+            continue
+        base = quiet.get(r["label"].replace(f" {NOISY}", ""))
+        if base is None:
+            continue
+        for name in ("sync_latency_ms", "ack_latency_ms", "timer_lateness_ms"):
+            was, now = base[name]["p99"], r[name]["p99"]
+            ratio = f"{now / was:.2f}x" if was and now is not None else "n/a"
+            lines.append(f"{r['label']}: others' {name.removesuffix('_ms').replace('_', ' ')} p99 "
+                         f"{was} -> {now} ms ({ratio})")
+        lines.append(f"  redis cpu {base['redis_cpu_percent']}% -> {r['redis_cpu_percent']}%; "
+                     f"the neighbour: {r['noisy_neighbour']}")
+    return "\n".join(lines)
+
+
 def table(results: list[dict[str, Any]]) -> str:
     rows = [
         ("connections", lambda r: r["connected"]),

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from realtime.core.auth import AuthError
-from realtime.live.live_state import library, now_ms
+from realtime.live.live_state import now_ms
 from realtime.live.services import Services
 
 from .auth import bearer_token
@@ -62,7 +62,7 @@ class RateLimit:
         settings, runtime = self.services.settings, self.services.runtime
         try:
             wait: int = await runtime.live.line.run(
-                library()["rate_take"], [runtime.live.keys.rest_rate(who)],
+                runtime.live.scripts["rate_take"], [runtime.live.keys.rest_rate(who)],
                 [now_ms(), 1000 / settings.rest_rate_per_s, settings.rest_rate_burst])
             return wait
         except RedisError as exc:

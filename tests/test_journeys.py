@@ -46,9 +46,10 @@ def journey_env(redis_url: str, database_url: str, workdir: Path):
     loop = asyncio.new_event_loop()
     env = {"REDIS_URL": redis_url, "DATABASE_URL": database_url, "JWT_SECRET": TEST_SECRET,
            "REDIS_PREFIX": f"j{uuid.uuid4().hex[:8]}:", "LOG_LEVEL": "WARNING",
-           # events go back to back from a few devices; the rate limit is not under test here
+           # events go back to back from a few devices; the rate limits are not under test here
            "RATE_LIMIT_PER_S": "100000", "RATE_LIMIT_BURST": "100000",
-           "REST_RATE_LIMIT_PER_S": "100000", "REST_RATE_LIMIT_BURST": "100000"}
+           "REST_RATE_LIMIT_PER_S": "100000", "REST_RATE_LIMIT_BURST": "100000",
+           "USER_BUDGET_PER_S": "100000", "USER_BUDGET_BURST": "100000"}
     webs = [ServerProcess(env, workdir) for _ in range(2)]
     # A pooled connection idle past uvicorn's keep-alive (5 s) may be closed as it is reused:
     # let it go sooner ("Server disconnected without sending a response" when steps ran slow).

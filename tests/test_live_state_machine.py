@@ -42,7 +42,8 @@ class LiveStateMachine(RuleBasedStateMachine):
         self.loop = asyncio.new_event_loop()
         self.redis = redis_client(self.redis_url)
         self.line = ScriptLine(self.redis_url)
-        self.live = LiveState(self.redis, self.line, Keys(f"sm{uuid.uuid4().hex[:6]}:"), _no_history, log_cap=10_000)
+        self.live = LiveState(self.redis, self.line, Keys(f"sm{uuid.uuid4().hex[:6]}:"), _no_history, log_cap=10_000,
+                              budget=(100_000.0, 100_000))
         self.user = "stateful-user"
         self.wid = str(uuid.uuid4())
         self.model: dict[str, dict] = {}  # set_id -> fields now
@@ -125,7 +126,7 @@ class LiveStateMachine(RuleBasedStateMachine):
         (reply,) = self.run(self.live.sync(self.user, self.wid, 0))
         events = msgspec.json.decode(reply)["events"]
         assert [e["data"]["seq"] for e in events] == list(range(1, len(events) + 1))  # gapless, once each
-        (snap,) = self.run(self.live.snapshot(self.user, self.wid))
+        (snap,) = self.run(self.live.active_snapshot(self.user))
         snapshot = msgspec.json.decode(snap, type=p.WorkoutSnapshot)
         assert snapshot.seq == len(events)
         got = {s.set_id: {"exercise_id": s.exercise_id, "weight_kg": s.weight_kg, "reps": s.reps,

@@ -53,6 +53,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Per connection: a token bucket of `rate_burst` events refilled at `rate_per_s`.
     rate_per_s: float = 20.0
     rate_burst: int = 60
+    # What one user's devices together may make Redis do, across processes: cost units a second
+    # and in a row (a unit: one plain step such as a set; live_state.py, BUDGET_PER_S).
+    user_budget_per_s: float = 20.0
+    user_budget_burst: int = 200
     # The REST side's /api/ routes, per user (per address without a valid token), across processes.
     rest_rate_per_s: float = 10.0
     rest_rate_burst: int = 30
@@ -141,6 +145,8 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         max_devices_per_user=_int(env, "MAX_DEVICES_PER_USER", 10, 1, 1000),
         rate_per_s=_int(env, "RATE_LIMIT_PER_S", 20, 1, 100_000),
         rate_burst=_int(env, "RATE_LIMIT_BURST", 60, 1, 1_000_000),
+        user_budget_per_s=_int(env, "USER_BUDGET_PER_S", 20, 1, 100_000),
+        user_budget_burst=_int(env, "USER_BUDGET_BURST", 200, 1, 1_000_000),
         rest_rate_per_s=_int(env, "REST_RATE_LIMIT_PER_S", 10, 1, 100_000),
         rest_rate_burst=_int(env, "REST_RATE_LIMIT_BURST", 30, 1, 1_000_000),
         ping_interval_s=_int(env, "PING_INTERVAL_S", 25, 1, 3600),

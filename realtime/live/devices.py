@@ -27,8 +27,7 @@ from redis.exceptions import RedisError
 from realtime.core.errors import AppError
 from realtime.core.keys import Keys
 
-from .live_state import library
-from .script_line import ScriptLine
+from .script_line import Function, ScriptLine
 
 log = logging.getLogger("liveset.devices")
 
@@ -38,7 +37,7 @@ REMEMBER_DEAD_S = 24 * 3600
 
 
 class Devices:
-    def __init__(self, line: ScriptLine, keys: Keys, limit: int,
+    def __init__(self, line: ScriptLine, scripts: dict[str, Function], keys: Keys, limit: int,
                  on_dead: Callable[[list[str]], Awaitable[None]] | None = None,
                  on_revived: Callable[[], Awaitable[None]] | None = None) -> None:
         self.line = line  # a connect and a disconnect each cost one command on it
@@ -48,8 +47,8 @@ class Devices:
         self.limit = limit
         self.process = uuid.uuid4().hex[:12]
         self.dead: list[str] = []
-        self._join = library()["devices_join"]
-        self._beat = library()["heartbeat"]
+        self._join = scripts["devices_join"]
+        self._beat = scripts["heartbeat"]
 
     def _entry(self, sid: str) -> str:
         return f"{self.process}|{sid}"

@@ -29,7 +29,7 @@ from .script_line import Function, ScriptLine
 
 LUA_DIR = Path(__file__).parent / "lua"
 SCRIPTS = (
-    "workout_start", "workout_pause", "workout_resume", "workout_discard", "workout_snapshot", "workout_active",
+    "workout_start", "workout_pause", "workout_resume", "workout_discard", "workout_active",
     "workout_sync",
     "workout_complete_begin", "workout_complete_finish", "workout_complete_abort",
     "set_complete", "set_update", "set_delete", "rest_start", "rest_adjust", "rest_skip", "timers_fire",
@@ -40,21 +40,33 @@ SCRIPTS = (
 TIMERS_PER_CALL = 500
 ENDED_KEEP_S = 24 * 3600  # an ended workout's keys outlive it a day: retries and late syncs find it
 RECORDS_SEEN = 20_000  # workout exercises whose records a process keeps for the next set: ~1 KB each
+# What one user's devices may make Valkey do, across devices and processes (lua/_lib.lua: spend):
+# cost units a second and in a row (settings: user_budget_*), a unit being one plain step (a set,
+# a timer), plus one per WORK_PER_UNIT entries a step walks or reads (about a plain step's
+# Valkey time). Ordinary training spends a unit every half minute; replaying a hundred sets
+# logged offline fits in the default burst.
+WORK_PER_UNIT = 16
+# Sets one workout holds: bounds its live state and what a walk or a snapshot reads.
+MAX_SETS_PER_WORKOUT = 500
 
 BaselineLoader = Callable[[str, str], Awaitable[bytes]]
 _encode = msgspec.json.encode
 
 
 @functools.cache
-def library() -> dict[str, Function]:
+def library(budget_per_s: float, budget_burst: int) -> dict[str, Function]:
     """Every script of lua/ as a function of one function library (the one way liveset loads
     Lua), each beginning with _lib.lua's `bind`; the library's and the functions' names carry a
-    hash of its source."""
+    hash of its source. The user's cost budget is part of the source: a process loads the one
+    library its settings make (LiveState.scripts), and every script it runs is from it."""
     bodies = {name: (LUA_DIR / f"{name}.lua").read_text() for name in SCRIPTS}
     # `redis.register_function`, not Valkey's `server.` alias, so that Redis 7 loads it too.
-    tag = hashlib.sha1("".join([(LUA_DIR / "_lib.lua").read_text(), *bodies.values()]).encode()).hexdigest()[:16]
+    limits = (f"local BUDGET_PER_S, BUDGET_BURST, WORK_PER_UNIT, MAX_SETS = "
+              f"{budget_per_s!r}, {budget_burst}, {WORK_PER_UNIT}, {MAX_SETS_PER_WORKOUT}")
+    lib = (LUA_DIR / "_lib.lua").read_text()
+    tag = hashlib.sha1("".join([limits, lib, *bodies.values()]).encode()).hexdigest()[:16]
     source = "\n".join([
-        f"#!lua name=liveset_{tag}", (LUA_DIR / "_lib.lua").read_text(),
+        f"#!lua name=liveset_{tag}", limits, lib,
         *(f"redis.register_function('{name}_{tag}', function(keys, args)\nbind(keys, args)\n{body}\nend)"
           for name, body in bodies.items()),
     ]).encode()
@@ -89,7 +101,8 @@ def _json_or_null(value: object) -> bytes:
 
 class LiveState:
     def __init__(
-        self, redis: Redis, line: ScriptLine, keys: Keys, load_baseline: BaselineLoader, log_cap: int
+        self, redis: Redis, line: ScriptLine, keys: Keys, load_baseline: BaselineLoader, log_cap: int,
+        budget: tuple[float, int] = (20.0, 200),
     ) -> None:
         self.redis = redis  # for the few plain commands off the hot path
         self.line = line  # every script
@@ -98,7 +111,7 @@ class LiveState:
         self.load_baseline = load_baseline
         # (workout_id, exercise_id) -> its standing and stored records as of the last set logged here
         self.records_seen: dict[tuple[str, str], tuple[bytes, bytes]] = {}
-        self.scripts = library()
+        self.scripts = library(*budget)  # every script this process runs (devices.py, room_state.py, rest/ too)
 
     async def _call(self, name: str, user_id: str, workout_id: str, *args: Arg) -> list[Any]:
         keys = self.keys.workout(user_id, workout_id)[:KEYS_USED.get(name)]  # None: all of them
@@ -180,9 +193,6 @@ class LiveState:
 
     async def complete_abort(self, user_id: str, workout_id: str) -> None:
         await self._call("workout_complete_abort", user_id, workout_id)
-
-    async def snapshot(self, user_id: str, workout_id: str) -> msgspec.Raw:
-        return _ack(await self._call("workout_snapshot", user_id, workout_id))
 
     async def active_snapshot(self, user_id: str) -> msgspec.Raw | None:
         """The user's live workout, or None: one round trip."""
@@ -331,6 +341,11 @@ def _ack(reply: list[Any]) -> msgspec.Raw:
         raise AppError("conflict", _ENDED.get(reply[1], "the workout has ended"), {"status": message})
     if status == b"active":
         raise AppError("conflict", "the workout is active again")
+    if status == b"rate_limited":
+        raise AppError("rate_limited", "this user's devices are asking more of the server than it allows; slow down",
+                       {"retry_after_ms": int(reply[1])})
+    if status == b"full":
+        raise AppError("conflict", f"a workout holds at most {message} sets: complete it and start another")
     if status == b"conflict":
         details = {"workout_id": reply[2].decode()} if len(reply) > 2 else None
         raise AppError("conflict", message or "conflict", details)

@@ -13,7 +13,6 @@ from redis.exceptions import RedisError
 from realtime.core import protocol as p
 from realtime.core.errors import AppError
 
-from .live_state import library
 from .services import Runtime
 
 
@@ -25,7 +24,7 @@ async def change_presence(runtime: Runtime, room_id: str, mode: str, target: str
     keys = runtime.live.keys
     try:
         presence: bytes = await runtime.live.line.run(
-            library()["presence_change"], keys.room_presence(room_id),
+            runtime.live.scripts["presence_change"], keys.room_presence(room_id),
             [room_id, keys.room_channel(room_id), mode, target, value, *runtime.devices.dead])
         return presence
     except RedisError as exc:

@@ -28,6 +28,8 @@
 
 local KEYS, ARGV, UID, WID, NOW, NOW_S, CHANNEL, CAP
 local K = {}  -- the call's keys by name: one table for every call, not a new one each
+local WORK  -- entries this call walked or read beyond a plain step's few (charged by `spend`)
+local TAT  -- the user's budget as `over_budget` read it (ms; nil: nothing owed)
 
 -- Every call begins here (live_state.py: library): the helpers read the call's keys and
 -- arguments from these.
@@ -37,6 +39,7 @@ local function bind(keys, args)
   K.ops, K.base, K.recs, K.live, K.active = KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
   UID, WID, NOW_S, CHANNEL = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
   NOW, CAP = tonumber(NOW_S), tonumber(ARGV[5])
+  WORK, TAT = 0, nil
 end
 
 -- A whole number as text: %d takes about half the instructions of Lua's own conversion.
@@ -195,7 +198,9 @@ local function walk(exercise)
   end
   -- Values as records store them (3 decimals), so that weighing one set against the
   -- stored records decides exactly as a walk from the start does.
-  for _, id in ipairs(redis.call('ZRANGE', K.order, 0, -1)) do
+  local ids = redis.call('ZRANGE', K.order, 0, -1)
+  WORK = WORK + #ids
+  for _, id in ipairs(ids) do
     local set = cjson.decode(redis.call('HGET', K.sets, id))
     if set.exercise_id == exercise and set.set_type ~= 'warmup' and type(set.reps) == 'number' and set.reps >= 1 then
       local w = set.weight_kg
@@ -272,6 +277,7 @@ local function snapshot_json()
   local s = redis.call('HMGET', K.state, 'name', 'status', 'started_at', 'paused_at', 'room', 'plan', 'seq',
     'rest_status', 'ended_at')
   local ids = redis.call('ZRANGE', K.order, 0, -1)
+  WORK = WORK + #ids
   local sets = ''
   if #ids > 0 then sets = table.concat(redis.call('HMGET', K.sets, unpack(ids)), ',') end
   local rest = 'null'
@@ -283,6 +289,33 @@ local function snapshot_json()
     ',"paused_at":' .. paused_at .. ',"ended_at":' .. ended_at .. ',"room_id":' .. s[5] .. ',"plan":' .. s[6] .. ',"seq":' .. s[7] ..
     ',"sets":[' .. sets .. '],"stats":' .. stats_json() .. ',"rest":' .. rest ..
     ',"records":' .. all_records_json() .. '}'
+end
+
+-- ---- the user's cost budget ------------------------------------------------------
+-- Valkey is the one process every server shares, so what one user's devices can make it do is
+-- bounded, across devices and processes: a budget of cost units (GCRA, one key per user)
+-- refilled at BUDGET_PER_S, BUDGET_BURST at most in a row (live_state.py sets both). A unit is
+-- a plain step (a set the caller weighed, a timer); a step that walks or reads many entries
+-- (a set logged out of order, an edit, a long replay, a snapshot) costs one more per
+-- WORK_PER_UNIT of them. A call is refused while the user owes more than a burst; the
+-- call that goes into debt is done and charged after, when its size is known.
+
+local function budget_key()
+  return string.sub(K.state, 1, -(#WID + 4)) .. ':budget'  -- "<...>:u:<uid>:w:<wid>" -> "<...>:u:<uid>:budget"
+end
+
+-- {'rate_limited', ms to wait} while the user's budget is spent; nil when the call may go on.
+local function over_budget()
+  TAT = tonumber(redis.call('GET', budget_key()))
+  local wait = TAT and TAT - NOW - BUDGET_BURST * 1000 / BUDGET_PER_S
+  if wait and wait > 0 then return {'rate_limited', int(math.ceil(wait))} end
+  return nil
+end
+
+-- Charge the call: one unit, and one per WORK_PER_UNIT entries it walked or read.
+local function spend()
+  local tat = math.max(TAT or NOW, NOW) + (1 + math.floor(WORK / WORK_PER_UNIT)) * 1000 / BUDGET_PER_S
+  redis.call('SET', budget_key(), int(math.ceil(tat)), 'PX', int(math.ceil(tat - NOW)))
 end
 
 -- {'ended', status} for a workout that takes no more changes; nil while it is open.

@@ -6,7 +6,7 @@
 --      15, 16 what it found (records.py: weigh_last_set): the stored records with the set ('=' when
 --      it took none), and the records the set took  [17 the standing records, when the caller had to load them]
 -- -> {'ok', ack[, stored records when this walked]} | {'dup', ack} | {'stale', standing records or nil, stored records}
---    | {'not_found'} | {'ended', status} | {'conflict', message}
+--    | {'not_found'} | {'ended', status} | {'conflict', message} | {'full', most sets} | {'rate_limited', ms}
 local set_id, fp, exercise = ARGV[6], ARGV[7], ARGV[9]
 -- The state hash is read once and written once: a command costs Valkey about as much as
 -- this script's own work per field, and this is the script every set runs.
@@ -16,6 +16,9 @@ if not s then return closed end
 local seen = recall('c:' .. set_id, fp)  -- a repeat gets its ack even after the workout ended
 if seen then return seen end
 if closed then return closed end
+if tonumber(s[4]) >= MAX_SETS then return {'full', int(MAX_SETS)} end
+local limited = over_budget()
+if limited then return limited end
 if ARGV[17] then redis.call('HSETNX', K.base, exercise, ARGV[17]) end
 -- Weighing a set is the costliest Lua here, and Valkey is the one process all servers
 -- share: the caller weighs it, this only checks what it weighed against.
@@ -53,5 +56,6 @@ end
 redis.call('HSET', K.state, 'seq', seq, 'set_count', set_count, 'volume', volume, 'rpe_sum', rpe_sum,
   'rpe_n', rpe_n, 'last_at', NOW_S)
 memo('c:' .. set_id, fp, ack)
+spend()
 if walked then return {'ok', ack, records} end  -- records the caller has not seen
 return {'ok', ack}

@@ -1,7 +1,7 @@
 -- set:update — change fields of a logged set; the same change repeated is acked once.
 -- ARGV 6 set_id  7 fingerprint of the request  8 the fields to change (JSON object; null clears)
 --      [9 exercise_id, 10 its base records JSON, when asked for]
--- -> {'ok'|'dup', ack} | {'need_base', exercise_id} | {'not_found'} | {'ended', status}
+-- -> {'ok'|'dup', ack} | {'need_base', exercise_id} | {'not_found'} | {'ended', status} | {'rate_limited', ms}
 local set_id, fp = ARGV[6], ARGV[7]
 if not owned() then return {'not_found'} end
 local stored = redis.call('HGET', K.sets, set_id)
@@ -10,6 +10,8 @@ local seen = recall('u:' .. set_id, fp)
 if seen and seen[1] == 'dup' then return seen end
 local closed = ended(field('status'))
 if closed then return closed end
+local limited = over_budget()
+if limited then return limited end
 if ARGV[9] then redis.call('HSETNX', K.base, ARGV[9], ARGV[10]) end
 
 local old = cjson.decode(stored)
@@ -32,4 +34,5 @@ if news ~= '' then
     ',"records":[' .. news .. ']')
 end
 memo('u:' .. set_id, fp, ack)
+spend()
 return {'ok', ack}

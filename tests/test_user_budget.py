@@ -1,0 +1,133 @@
+"""What one user's devices together may make Redis do: the cost budget (lua/_lib.lua, spend),
+shared by the user's devices across processes, and the most sets a workout holds."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import msgspec
+import pytest
+
+from liveset.lifespan import redis_client
+from realtime.core import protocol as p
+from realtime.core.errors import AppError
+from realtime.core.keys import Keys
+from realtime.live.live_state import MAX_SETS_PER_WORKOUT, WORK_PER_UNIT, LiveState
+from realtime.live.script_line import ScriptLine
+
+from .clients import Device, ok, token
+from .conftest import make_settings
+from .servers import in_process
+
+BURST = 12
+
+
+@pytest.fixture
+async def two_processes(redis_url: str, database_url: str) -> AsyncIterator[tuple[str, str]]:
+    # A budget that refills too slowly to matter within the test (one unit per 100 s).
+    settings = make_settings(redis_url, database_url, user_budget_per_s=0.01, user_budget_burst=BURST)
+    async with in_process(settings) as one, in_process(settings) as two:
+        yield one, two
+
+
+async def device(url: str, user: str, name: str) -> Device:
+    d = await Device().connect(url, {"token": token(user), "device_id": name})
+    await d.wait_for("session:ready")
+    return d
+
+
+def a_set(wid: str, at: int | None = None, **fields: Any) -> dict[str, Any]:
+    payload = {"workout_id": wid, "set_id": str(uuid.uuid4()), "exercise_id": "squat", "weight_kg": 100,
+               "reps": 5, **fields}
+    if at is not None:
+        payload["completed_at"] = at
+    return payload
+
+
+async def test_a_users_devices_share_one_budget_across_processes_and_others_keep_theirs(
+    two_processes: tuple[str, str],
+) -> None:
+    one, two = two_processes
+    noisy, quiet = f"noisy-{uuid.uuid4().hex[:8]}", f"quiet-{uuid.uuid4().hex[:8]}"
+    phone, watch = await device(one, noisy, "phone"), await device(two, noisy, "watch")
+    other = await device(two, quiet, "phone")
+    try:
+        wid = str(uuid.uuid4())
+        await ok(phone, "workout:start", {"workout_id": wid})  # a unit
+        sent = [a_set(wid) for _ in range(BURST + 4)]
+        acks = [await (phone, watch)[i % 2].emit("set:complete", s) for i, s in enumerate(sent)]
+        # The burst, counted across both processes: the start and BURST - 1 sets fill it, one
+        # more goes into debt (a call is refused only while the user owes more than a burst).
+        assert [a["ok"] for a in acks] == [True] * BURST + [False] * 4, acks
+        refused = acks[-1]["error"]
+        assert refused["code"] == "rate_limited" and refused["details"]["retry_after_ms"] > 0
+        # Refused means nothing changed: the workout holds exactly the acked sets (seen by a
+        # device that connects now: its session:ready snapshot is not charged).
+        tablet = await device(one, noisy, "tablet")
+        live = tablet.named("session:ready")[0]["active_workout"]
+        await tablet.close()
+        assert sorted(x["set_id"] for x in live["sets"]) == sorted(s["set_id"] for s in sent[:BURST])
+        # A retry of an acked set still gets its ack: a device that lost the ack must learn it.
+        assert (await watch.emit("set:complete", sent[0]))["ok"] is True
+        # The other user trains on, on the same processes.
+        owid = str(uuid.uuid4())
+        await ok(other, "workout:start", {"workout_id": owid})
+        for _ in range(BURST - 1):
+            await ok(other, "set:complete", a_set(owid))
+    finally:
+        for d in (phone, watch, other):
+            await d.close()
+
+
+@pytest.fixture
+async def live(redis_url: str) -> AsyncIterator[LiveState]:
+    """The live state alone, with a budget of one unit per 100 s: what a step costs shows, in
+    whole units, as how far it moves the user's budget key."""
+    redis, line = redis_client(redis_url), ScriptLine(redis_url)
+
+    async def no_history(user_id: str, exercise: str) -> bytes:
+        return b"{}"
+    try:
+        yield LiveState(redis, line, Keys(f"budget{uuid.uuid4().hex[:6]}:"), no_history, log_cap=1000,
+                        budget=(0.01, 1_000_000))
+    finally:
+        await line.aclose()
+        await redis.aclose()
+
+
+async def units_spent(live: LiveState, user: str, step: Any) -> int:
+    key = live.keys.workout(user, str(uuid.uuid4()))[0].rsplit(":w:", 1)[0] + ":budget"
+    before = int(await live.redis.get(key) or 0)
+    await step
+    return round((int(await live.redis.get(key)) - before) / 100_000)
+
+
+async def test_a_step_that_walks_or_reads_many_entries_costs_more(live: LiveState) -> None:
+    user, wid = f"u-{uuid.uuid4().hex[:8]}", uuid.uuid4()
+    await live.start(user, p.WorkoutStart(workout_id=wid))
+    for n in range(40):  # in order: each weighed alone, a unit each
+        step = live.complete_set(user, p.SetComplete(**a_set(str(wid), 1_700_000_000_000 + n)))
+        assert await units_spent(live, user, step) == 1
+    # Before all 40 by completed_at: the exercise is walked again, its 41 sets.
+    early = p.SetComplete(**a_set(str(wid), 1_600_000_000_000))
+    assert await units_spent(live, user, live.complete_set(user, early)) == 1 + 41 // WORK_PER_UNIT
+    # A replay of the whole log (the start and 41 sets, each with its PR events or not) costs by its length.
+    replay = msgspec.json.decode(bytes(await live.sync(user, str(wid), 0)))["events"]
+    assert await units_spent(live, user, live.sync(user, str(wid), 0)) == 1 + len(replay) // WORK_PER_UNIT
+    assert await units_spent(live, user, live.sync(user, str(wid), len(replay))) == 1  # nothing new: a plain step
+
+
+async def test_a_workout_holds_at_most_max_sets(live: LiveState) -> None:
+    user, wid = f"u-{uuid.uuid4().hex[:8]}", uuid.uuid4()
+    await live.start(user, p.WorkoutStart(workout_id=wid))
+    sets = [p.SetComplete(**a_set(str(wid), 1_700_000_000_000 + n)) for n in range(MAX_SETS_PER_WORKOUT + 1)]
+    for s in sets[:-1]:
+        await live.complete_set(user, s)
+    with pytest.raises(AppError) as refused:
+        await live.complete_set(user, sets[-1])
+    assert refused.value.code == "conflict" and f"at most {MAX_SETS_PER_WORKOUT} sets" in refused.value.message
+    # Deleting one makes room again.
+    await live.delete_set(user, p.SetDelete(workout_id=wid, set_id=sets[0].set_id))
+    await live.complete_set(user, sets[-1])
