@@ -14,6 +14,7 @@ import asyncio
 import itertools
 import os
 import random
+import resource
 import time
 import uuid
 from collections import Counter
@@ -81,14 +82,23 @@ async def _run(cfg: Config, go: Any) -> dict[str, Any]:
     await asyncio.get_running_loop().run_in_executor(None, go.wait)
     await asyncio.sleep(cfg.arrival_s)  # the ordinary users' load starts then (worker.py)
     deadline = time.monotonic() + cfg.duration_s
+    cpu_before = _cpu_s()
     answers: Counter[str] = Counter()
     ack_ms: list[float] = []
     logged: list[str] = []
     await asyncio.gather(*(_device(c, workout_id, logged, started_ms, deadline, answers, ack_ms) for c in clients))
+    cpu_percent = round((_cpu_s() - cpu_before) / cfg.duration_s * 100, 1)
     await clients[0].call("workout:discard", {"workout_id": workout_id})
     await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
     return {"answers": dict(sorted(answers.items())), "ack_latency_ms": percentiles(ack_ms),
-            "events_per_s": round(sum(answers.values()) / cfg.duration_s, 1)}
+            "events_per_s": round(sum(answers.values()) / cfg.duration_s, 1),
+            # the neighbour's own process shares the generator's core: what it takes from it
+            "own_cpu_percent": cpu_percent}
+
+
+def _cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def main(cfg: Config, cpus: list[int] | None, results: Queue[Any], go: Any) -> None:

@@ -3,6 +3,7 @@ shared by the user's devices across processes, and the most sets a workout holds
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -55,12 +56,14 @@ async def test_a_users_devices_share_one_budget_across_processes_and_others_keep
     other = await device(two, quiet, "phone")
     try:
         wid = str(uuid.uuid4())
-        await ok(phone, "workout:start", {"workout_id": wid})  # a unit
-        sent = [a_set(wid) for _ in range(BURST + 4)]
+        await ok(phone, "workout:start", {"workout_id": wid})
+        # Each set before the one logged before it: the exercise is walked again, a unit each
+        # (fewer than 16 sets); the first is the workout's only set and is free.
+        sent = [a_set(wid, 1_700_000_000_000 - n) for n in range(BURST + 5)]
         acks = [await (phone, watch)[i % 2].emit("set:complete", s) for i, s in enumerate(sent)]
-        # The burst, counted across both processes: the start and BURST - 1 sets fill it, one
-        # more goes into debt (a call is refused only while the user owes more than a burst).
-        assert [a["ok"] for a in acks] == [True] * BURST + [False] * 4, acks
+        # The burst, counted across both processes: BURST walks fill it, one more goes into debt
+        # (a call is refused only while the user owes more than a burst), the rest are refused.
+        assert [a["ok"] for a in acks] == [True] * (BURST + 2) + [False] * 3, acks
         refused = acks[-1]["error"]
         assert refused["code"] == "rate_limited" and refused["details"]["retry_after_ms"] > 0
         # Refused means nothing changed: the workout holds exactly the acked sets (seen by a
@@ -68,14 +71,15 @@ async def test_a_users_devices_share_one_budget_across_processes_and_others_keep
         tablet = await device(one, noisy, "tablet")
         live = tablet.named("session:ready")[0]["active_workout"]
         await tablet.close()
-        assert sorted(x["set_id"] for x in live["sets"]) == sorted(s["set_id"] for s in sent[:BURST])
+        assert sorted(x["set_id"] for x in live["sets"]) == sorted(s["set_id"] for s in sent[:BURST + 2])
         # A retry of an acked set still gets its ack: a device that lost the ack must learn it.
         assert (await watch.emit("set:complete", sent[0]))["ok"] is True
-        # The other user trains on, on the same processes.
+        # Sets in order spend nothing; the other user's budget is their own.
+        await ok(phone, "set:complete", a_set(wid))
         owid = str(uuid.uuid4())
         await ok(other, "workout:start", {"workout_id": owid})
-        for _ in range(BURST - 1):
-            await ok(other, "set:complete", a_set(owid))
+        for n in range(BURST + 2):
+            await ok(other, "set:complete", a_set(owid, 1_700_000_000_000 - n))
     finally:
         for d in (phone, watch, other):
             await d.close()
@@ -99,24 +103,30 @@ async def live(redis_url: str) -> AsyncIterator[LiveState]:
 
 async def units_spent(live: LiveState, user: str, step: Any) -> int:
     key = live.keys.workout(user, str(uuid.uuid4()))[0].rsplit(":w:", 1)[0] + ":budget"
-    before = int(await live.redis.get(key) or 0)
+    now = time.time_ns() // 1_000_000  # an absent key owes nothing: the budget counts from now
+    before = int(await live.redis.get(key) or now)
     await step
-    return round((int(await live.redis.get(key)) - before) / 100_000)
+    return round((int(await live.redis.get(key) or now) - before) / 100_000)
 
 
 async def test_a_step_that_walks_or_reads_many_entries_costs_more(live: LiveState) -> None:
     user, wid = f"u-{uuid.uuid4().hex[:8]}", uuid.uuid4()
     await live.start(user, p.WorkoutStart(workout_id=wid))
-    for n in range(40):  # in order: each weighed alone, a unit each
+    for n in range(40):  # in order: each weighed alone, by the server process, for nothing
         step = live.complete_set(user, p.SetComplete(**a_set(str(wid), 1_700_000_000_000 + n)))
-        assert await units_spent(live, user, step) == 1
+        assert await units_spent(live, user, step) == 0
     # Before all 40 by completed_at: the exercise is walked again, its 41 sets.
     early = p.SetComplete(**a_set(str(wid), 1_600_000_000_000))
     assert await units_spent(live, user, live.complete_set(user, early)) == 1 + 41 // WORK_PER_UNIT
     # A replay of the whole log (the start and 41 sets, each with its PR events or not) costs by its length.
     replay = msgspec.json.decode(bytes(await live.sync(user, str(wid), 0)))["events"]
     assert await units_spent(live, user, live.sync(user, str(wid), 0)) == 1 + len(replay) // WORK_PER_UNIT
-    assert await units_spent(live, user, live.sync(user, str(wid), len(replay))) == 1  # nothing new: a plain step
+    assert await units_spent(live, user, live.sync(user, str(wid), len(replay))) == 1  # nothing new: one unit
+    # An edit and a delete walk the exercise again.
+    edit = p.SetUpdate(workout_id=wid, set_id=early.set_id, reps=3)
+    assert await units_spent(live, user, live.update_set(user, edit)) == 1 + 41 // WORK_PER_UNIT
+    gone = p.SetDelete(workout_id=wid, set_id=early.set_id)
+    assert await units_spent(live, user, live.delete_set(user, gone)) == 1 + 40 // WORK_PER_UNIT
 
 
 async def test_a_workout_holds_at_most_max_sets(live: LiveState) -> None:

@@ -41,10 +41,10 @@ TIMERS_PER_CALL = 500
 ENDED_KEEP_S = 24 * 3600  # an ended workout's keys outlive it a day: retries and late syncs find it
 RECORDS_SEEN = 20_000  # workout exercises whose records a process keeps for the next set: ~1 KB each
 # What one user's devices may make Valkey do, across devices and processes (lua/_lib.lua: spend):
-# cost units a second and in a row (settings: user_budget_*), a unit being one plain step (a set,
-# a timer), plus one per WORK_PER_UNIT entries a step walks or reads (about a plain step's
-# Valkey time). Ordinary training spends a unit every half minute; replaying a hundred sets
-# logged offline fits in the default burst.
+# the steps that go through the whole workout (walks, replays) spend cost units from a budget
+# (settings: user_budget_*): one each, plus one per WORK_PER_UNIT entries walked or read
+# (about a plain step's Valkey time). Sets logged in order spend nothing; replaying a hundred
+# sets logged offline fits in the default burst.
 WORK_PER_UNIT = 16
 # Sets one workout holds: bounds its live state and what a walk or a snapshot reads.
 MAX_SETS_PER_WORKOUT = 500

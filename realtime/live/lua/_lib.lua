@@ -293,12 +293,14 @@ end
 
 -- ---- the user's cost budget ------------------------------------------------------
 -- Valkey is the one process every server shares, so what one user's devices can make it do is
--- bounded, across devices and processes: a budget of cost units (GCRA, one key per user)
--- refilled at BUDGET_PER_S, BUDGET_BURST at most in a row (live_state.py sets both). A unit is
--- a plain step (a set the caller weighed, a timer); a step that walks or reads many entries
--- (a set logged out of order, an edit, a long replay, a snapshot) costs one more per
--- WORK_PER_UNIT of them. A call is refused while the user owes more than a burst; the
--- call that goes into debt is done and charged after, when its size is known.
+-- bounded, across devices and processes. A plain step (a set logged in order, a timer, a
+-- pause) costs about the same whoever sends it and is bounded by the connections' rate
+-- limits; a step that walks or reads every set or event of the workout (a set logged out of
+-- order, an edit, a delete, a replay) costs in proportion to the workout, so those spend from
+-- a per-user budget (GCRA, one key per user) refilled at BUDGET_PER_S units a second,
+-- BUDGET_BURST at most in a row (live_state.py sets both): a unit for the step and one more
+-- per WORK_PER_UNIT entries it walked or read. A call is refused while the user owes more
+-- than a burst; the call that goes into debt is done and charged after, when its size is known.
 
 local function budget_key()
   return string.sub(K.state, 1, -(#WID + 4)) .. ':budget'  -- "<...>:u:<uid>:w:<wid>" -> "<...>:u:<uid>:budget"

@@ -1,10 +1,8 @@
 -- rest:adjust — move the running timer's end by delta; an end in the past finishes it now.
 -- ARGV 6 delta in ms
--- -> {'ok', ack} | {'not_found'} | {'ended', status} | {'conflict', message} | {'rate_limited', ms}
+-- -> {'ok', ack} | {'not_found'} | {'ended', status} | {'conflict', message}
 local closed = check_open()
 if closed then return closed end
-local limited = over_budget()
-if limited then return limited end
 if field('rest_status') ~= 'running' then return {'conflict', 'no rest timer is running'} end
 local started_at = tonumber(field('rest_started_at'))
 local ends_at = math.max(NOW, tonumber(field('rest_ends_at')) + tonumber(ARGV[6]))
@@ -19,5 +17,4 @@ redis.call('HSET', K.state, 'rest_status', status, 'rest_ends_at', ends_at,
   'rest_duration_s', num((ends_at - started_at) / 1000, 3))
 touch()
 local _, ack = emit('rest:timer', ',' .. rest_json() .. ',"server_time":' .. NOW_S)
-spend()
 return {'ok', ack}

@@ -17,8 +17,6 @@ local seen = recall('c:' .. set_id, fp)  -- a repeat gets its ack even after the
 if seen then return seen end
 if closed then return closed end
 if tonumber(s[4]) >= MAX_SETS then return {'full', int(MAX_SETS)} end
-local limited = over_budget()
-if limited then return limited end
 if ARGV[17] then redis.call('HSETNX', K.base, exercise, ARGV[17]) end
 -- Weighing a set is the costliest Lua here, and Valkey is the one process all servers
 -- share: the caller weighs it, this only checks what it weighed against.
@@ -27,6 +25,19 @@ local stored = redis.call('HGET', K.recs, exercise) or ''
 local walk_all = ARGV[13] == '*'
 if not base or (not walk_all and (base ~= ARGV[13] or stored ~= ARGV[14])) then return {'stale', base, stored} end
 
+-- A set that is not the last by completed_at (ties: by set_id, as the order zset sorts them)
+-- walks every set of the workout: only that costs the user's budget (a set logged in order, as
+-- nearly every set is, spends nothing and reads nothing more).
+local walked = walk_all
+if not walked then
+  local last = redis.call('ZRANGE', K.order, -1, -1, 'WITHSCORES')
+  local at = tonumber(ARGV[10])
+  walked = last[1] ~= nil and (tonumber(last[2]) > at or (tonumber(last[2]) == at and last[1] > set_id))
+end
+if walked then
+  local limited = over_budget()
+  if limited then return limited end
+end
 redis.call('HSET', K.sets, set_id, ARGV[8])
 redis.call('ZADD', K.order, ARGV[10], set_id)
 local set_count, volume, rpe_sum, rpe_n = tonumber(s[4]) + 1, tonumber(s[5]), tonumber(s[6]), tonumber(s[7])
@@ -34,7 +45,6 @@ if ARGV[11] ~= '' then volume = volume + tonumber(ARGV[11]) end
 if ARGV[12] ~= '' then rpe_sum, rpe_n = rpe_sum + tonumber(ARGV[12]), rpe_n + 1 end
 local records, news = ARGV[15], ARGV[16]
 if records == '=' then records = stored end
-local walked = walk_all or redis.call('ZRANGE', K.order, -1, -1)[1] ~= set_id
 if walked then
   records, news = rewalk(exercise, set_id)
 elseif records == '' then
@@ -56,6 +66,8 @@ end
 redis.call('HSET', K.state, 'seq', seq, 'set_count', set_count, 'volume', volume, 'rpe_sum', rpe_sum,
   'rpe_n', rpe_n, 'last_at', NOW_S)
 memo('c:' .. set_id, fp, ack)
-spend()
-if walked then return {'ok', ack, records} end  -- records the caller has not seen
+if walked then
+  spend()
+  return {'ok', ack, records}  -- records the caller has not seen
+end
 return {'ok', ack}

@@ -4,7 +4,6 @@
 -- away) is handed out again, and storing it twice is harmless (ON CONFLICT DO NOTHING).
 -- ARGV 6 notes (JSON or null)  [7 only if idle since: ms, for the idle reaper]
 -- -> {'store', snapshot JSON, notes JSON} | {'dup', ack} | {'not_found'} | {'ended', status} | {'active'}
---    | {'rate_limited', ms}
 if not owned() then return {'not_found'} end
 local status = field('status')
 -- A repeat gets the same ack; one with other notes would be acked without storing them: refused.
@@ -21,10 +20,6 @@ end
 local closed = ended(status)
 if closed then return closed end
 if ARGV[7] and tonumber(field('last_at')) > tonumber(ARGV[7]) then return {'active'} end
-local limited = not ARGV[7] and over_budget()  -- the idle reaper's is not the user's
-if limited then return limited end
 redis.call('HSET', K.state, 'status', 'completing', 'before_completing', status, 'ended_at', NOW_S, 'notes', ARGV[6])
 redis.call('ZREM', K.due, K.state)
-local snapshot = snapshot_json()
-if not ARGV[7] then spend() end
-return {'store', snapshot, ARGV[6]}
+return {'store', snapshot_json(), ARGV[6]}

@@ -1,6 +1,6 @@
 -- workout:start — start the user's live workout; one live workout per user.
 -- ARGV 6 fingerprint of the request  7 name (JSON)  8 plan (JSON)  9 room_id (JSON)
--- -> {'ok'|'dup', ack} | {'conflict', message, live workout_id} | {'rate_limited', ms}
+-- -> {'ok'|'dup', ack} | {'conflict', message, live workout_id}
 local fp = ARGV[6]
 if redis.call('EXISTS', K.state) == 1 then
   if owned() then
@@ -9,8 +9,6 @@ if redis.call('EXISTS', K.state) == 1 then
   end
   return {'conflict', 'this workout_id was already used', WID}
 end
-local limited = over_budget()
-if limited then return limited end
 local live = redis.call('GET', K.live)
 if live then return {'conflict', 'another workout is live (details.workout_id): complete or discard it first', live} end
 redis.call('HSET', K.state, 'user_id', UID, 'workout_id', WID, 'status', 'live', 'name', ARGV[7], 'plan', ARGV[8], 'room', ARGV[9],
@@ -21,6 +19,5 @@ redis.call('ZADD', K.active, NOW_S, K.state)
 -- The snapshot in the event is of the workout with it: seq 1.
 local _, ack = emit('workout:started', ',"workout":' .. snapshot_json(), 1)
 memo('start', fp, ack)
-spend()
 room_activity(ARGV[9], 'workout_started', '{"workout_id":"' .. WID .. '","name":' .. ARGV[7] .. '}')
 return {'ok', ack}
