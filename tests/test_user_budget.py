@@ -8,7 +8,6 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-import msgspec
 import pytest
 
 from liveset.lifespan import redis_client
@@ -109,24 +108,35 @@ async def units_spent(live: LiveState, user: str, step: Any) -> int:
     return round((int(await live.redis.get(key) or now) - before) / 100_000)
 
 
+def cost(read: list[bytes]) -> int:
+    """Units for a step that read these entries: one, and one per WORK_PER_UNIT entries or KB."""
+    return 1 + (len(read) + sum(map(len, read)) // 1024) // WORK_PER_UNIT
+
+
 async def test_a_step_that_walks_or_reads_many_entries_costs_more(live: LiveState) -> None:
     user, wid = f"u-{uuid.uuid4().hex[:8]}", uuid.uuid4()
+    keys = live.keys.workout(user, str(wid))
     await live.start(user, p.WorkoutStart(workout_id=wid))
     for n in range(40):  # in order: each weighed alone, by the server process, for nothing
-        step = live.complete_set(user, p.SetComplete(**a_set(str(wid), 1_700_000_000_000 + n)))
+        step = live.complete_set(user, p.SetComplete(**a_set(str(wid), 1_700_000_000_000 + n, notes="n" * 300)))
         assert await units_spent(live, user, step) == 0
-    # Before all 40 by completed_at: the exercise is walked again, its 41 sets.
+    # Before all 40 by completed_at: the script sends the 40 sets (12 KB) to be walked.
+    sets = await live.redis.hvals(keys[3])
+    assert cost(sets) == 1 + (40 + 12) // WORK_PER_UNIT
     early = p.SetComplete(**a_set(str(wid), 1_600_000_000_000))
-    assert await units_spent(live, user, live.complete_set(user, early)) == 1 + 41 // WORK_PER_UNIT
-    # A replay of the whole log (the start and 41 sets, each with its PR events or not) costs by its length.
-    replay = msgspec.json.decode(bytes(await live.sync(user, str(wid), 0)))["events"]
-    assert await units_spent(live, user, live.sync(user, str(wid), 0)) == 1 + len(replay) // WORK_PER_UNIT
-    assert await units_spent(live, user, live.sync(user, str(wid), len(replay))) == 1  # nothing new: one unit
-    # An edit and a delete walk the exercise again.
+    assert await units_spent(live, user, live.complete_set(user, early)) == cost(sets)
+    # A replay of the whole log (the start and 41 sets, each with its PR events or not) costs
+    # by its length and its size.
+    log = await live.redis.lrange(keys[1], 0, -1)
+    assert await units_spent(live, user, live.sync(user, str(wid), 0)) == cost(log)
+    assert await units_spent(live, user, live.sync(user, str(wid), len(log))) == 1  # nothing new: one unit
+    # An edit and a delete have the exercise walked again.
+    sets = await live.redis.hvals(keys[3])
     edit = p.SetUpdate(workout_id=wid, set_id=early.set_id, reps=3)
-    assert await units_spent(live, user, live.update_set(user, edit)) == 1 + 41 // WORK_PER_UNIT
+    assert await units_spent(live, user, live.update_set(user, edit)) == cost(sets)
     gone = p.SetDelete(workout_id=wid, set_id=early.set_id)
-    assert await units_spent(live, user, live.delete_set(user, gone)) == 1 + 40 // WORK_PER_UNIT
+    sets = await live.redis.hvals(keys[3])
+    assert await units_spent(live, user, live.delete_set(user, gone)) == cost(sets)
 
 
 async def test_a_workout_holds_at_most_max_sets(live: LiveState) -> None:

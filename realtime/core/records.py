@@ -45,39 +45,102 @@ def baseline_json(rows: Iterable[Any]) -> bytes:
     return msgspec.json.encode(baseline)
 
 
-def weigh_last_set(base: bytes, stored: bytes, s: SetRecord) -> tuple[bytes, bytes]:
-    """The exercise's records once `s` is logged as its workout's last set: weighed alone
-    against the standing records (`base`, baseline_json) and the workout's records so far
-    (`stored`: the JSON items as set_complete.lua stores them, without brackets). Returns
-    the new stored text and the items `s` took. Only the set is weighed: the records so
-    far are what a walk up to it found. set_complete.lua checks that `base` and `stored`
-    are still what it holds and the set is last, and walks every set itself otherwise.
-    """
-    standing = msgspec.json.decode(base)
-    best: dict[str, Any] = {k: standing.get(k) for k in ("max_weight", "est_1rm", "max_volume")}
-    best.update((f"max_reps@{w}", r) for w, r in (standing.get("reps") or {}).items())
-    texts = _ITEM.findall(stored)
-    slots = []
-    for record in msgspec.json.decode(b"[" + stored + b"]"):
-        slot = record["type"] if "weight_kg" not in record else f"max_reps@{weight_key(record['weight_kg'])}"
-        best[slot] = record["value"]
-        slots.append(slot)
-    items = dict(zip(slots, texts, strict=False))  # one text per item, as the regex finds them
-    taken = []
-    if s.set_type != "warmup" and s.reps is not None and s.reps >= 1:
+class _Weighing:
+    """One exercise's records as a walk over its sets in order builds them (lua/_lib.lua: walk),
+    from the standing records (`base`, baseline_json) and the workout's records so far
+    (`stored`: the JSON items as the scripts store them, without brackets). A walk weighs up to
+    500 sets in the server's event loop: a step compares numbers, and an item's text is written
+    once, at the end."""
+
+    def __init__(self, base: bytes, stored: bytes = b"") -> None:
+        standing = msgspec.json.decode(base)
+        self.best: dict[str, Any] = {k: standing.get(k) for k in ("max_weight", "est_1rm", "max_volume")}
+        self.best.update((f"max_reps@{w}", r) for w, r in (standing.get("reps") or {}).items())
+        texts = _ITEM.findall(stored)
+        slots = []
+        for record in msgspec.json.decode(b"[" + stored + b"]"):
+            slot = _slot(record)
+            self.best[slot] = record["value"]
+            slots.append(slot)
+        # slot -> its item: the text stored (one per item, as the regex finds them), or what
+        # a set took here: (type, value, previous, set_id, weight key or None)
+        self.items: dict[str, bytes | tuple[str, float, Any, str, str | None]] = dict(
+            zip(slots, texts, strict=False))
+        self.weight_keys: dict[float, str] = {}
+
+    def weigh(self, s: SetRecord) -> list[str]:
+        """Take the records `s` beats; returns the slots it took."""
+        reps = s.reps
+        if reps is None or reps < 1 or s.set_type == "warmup":
+            return []
         w = s.weight_kg or 0
-        weighed = [("max_weight", float(number_text(w)), None),
-                   ("est_1rm", float(number_text(w * (1 + s.reps / 30), 2)), None),
-                   ("max_volume", float(number_text(w * s.reps)), None)] if w > 0 else []
-        for kind, value, weight in [*weighed, ("max_reps", s.reps, weight_key(w))]:
-            slot = kind if weight is None else f"max_reps@{weight}"
+        wk = self.weight_keys.get(w)
+        if wk is None:
+            wk = self.weight_keys[w] = weight_key(w)
+        # round() and number_text agree: both round the float's exact value correctly.
+        weighed: list[tuple[str, float, str | None]] = [
+            ("max_weight", round(w, 3), None), ("est_1rm", round(w * (1 + reps / 30), 2), None),
+            ("max_volume", round(w * reps, 3), None)] if w > 0 else []
+        weighed.append(("max_reps", reps, wk))
+        taken = []
+        best = self.best
+        for kind, value, weight in weighed:
+            slot = kind if weight is None else "max_reps@" + weight
             previous = best.get(slot)
             if isinstance(previous, (int, float)) and value <= previous:
                 continue
-            before = number_text(previous) if isinstance(previous, (int, float)) else "null"
-            at = "" if weight is None else f',"weight_kg":{weight}'
-            text = (f'{{"type":"{kind}","value":{number_text(value)},"previous":{before},'
-                    f'"set_id":"{s.set_id}"{at}}}').encode()
-            items[slot] = text
-            taken.append(text)
-    return b",".join(items.values()), b",".join(taken)
+            best[slot] = value
+            self.items[slot] = (kind, value, previous, s.set_id, weight)
+            taken.append(slot)
+        return taken
+
+    def item(self, slot: str) -> bytes:
+        item = self.items[slot]
+        if isinstance(item, bytes):
+            return item
+        kind, value, previous, set_id, weight = item
+        before = number_text(previous) if isinstance(previous, (int, float)) else "null"
+        at = "" if weight is None else f',"weight_kg":{weight}'
+        return f'{{"type":"{kind}","value":{number_text(value)},"previous":{before},"set_id":"{set_id}"{at}}}'.encode()
+
+    def text(self) -> bytes:
+        return b",".join(self.item(slot) for slot in self.items)
+
+
+def weigh_last_set(base: bytes, stored: bytes, s: SetRecord) -> tuple[bytes, bytes]:
+    """The exercise's records once `s` is logged as its workout's last set, weighed alone
+    against the records so far; returns the new stored text and the items `s` took.
+    set_complete.lua checks that `base` and `stored` are still what it holds and the set is
+    last, and has the caller walk every set (`Walk`) otherwise.
+    """
+    weighing = _Weighing(base, stored)
+    taken = weighing.weigh(s)
+    return weighing.text(), b",".join(weighing.item(slot) for slot in taken)
+
+
+class Walk:
+    """An exercise's records from every set of the workout, fed in order (in pieces, so that a
+    walk of 500 sets need not hold the event loop at once), and the news: the items `set_id`
+    holds that it did not hold in `before`, the records stored until now, or holds with a
+    better value. What lua/_lib.lua's rewalk finds, done here instead of in the Valkey every
+    process shares (the scripts check it against the workout's seq)."""
+
+    def __init__(self, base: bytes, exercise: str) -> None:
+        self.weighing = _Weighing(base)
+        self.exercise = exercise
+
+    def feed(self, sets: Iterable[SetRecord]) -> None:
+        for s in sets:
+            if s.exercise_id == self.exercise:
+                self.weighing.weigh(s)
+
+    def result(self, before: bytes, set_id: str) -> tuple[bytes, bytes]:
+        """The exercise's records and the news."""
+        held = {_slot(r): r["value"] for r in msgspec.json.decode(b"[" + before + b"]") if r["set_id"] == set_id}
+        news = [self.weighing.item(slot) for slot, item in self.weighing.items.items()
+                if isinstance(item, tuple) and item[3] == set_id and (slot not in held or item[1] > held[slot])]
+        return self.weighing.text(), b",".join(news)
+
+
+def _slot(record: dict[str, Any]) -> str:
+    return record["type"] if "weight_kg" not in record else f"max_reps@{weight_key(record['weight_kg'])}"

@@ -8,6 +8,7 @@ back the event's JSON for the ack; it never decodes what it only passes on.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hashlib
 import time
@@ -22,7 +23,7 @@ from redis.exceptions import RedisError
 from realtime.core import protocol as p
 from realtime.core.errors import AppError
 from realtime.core.keys import SHARDS, Keys
-from realtime.core.records import weigh_last_set
+from realtime.core.records import Walk, weigh_last_set
 from realtime.transport.redis_connection import Arg
 
 from .script_line import Function, ScriptLine
@@ -48,9 +49,15 @@ RECORDS_SEEN = 20_000  # workout exercises whose records a process keeps for the
 WORK_PER_UNIT = 16
 # Sets one workout holds: bounds its live state and what a walk or a snapshot reads.
 MAX_SETS_PER_WORKOUT = 500
+# Calls of set_complete for one set before the script walks every set itself: at worst the
+# records to load, changed while loading, a walk to do here, and its result; a fifth means a
+# storm of changes to one workout kept moving it under the caller.
+WEIGH_TRIES = 5
+WALK_STEP = 100  # sets a walk here weighs between two turns of the event loop
 
 BaselineLoader = Callable[[str, str], Awaitable[bytes]]
 _encode = msgspec.json.encode
+_SET = msgspec.json.Decoder(p.SetRecord)
 
 
 @functools.cache
@@ -112,6 +119,7 @@ class LiveState:
         # (workout_id, exercise_id) -> its standing and stored records as of the last set logged here
         self.records_seen: dict[tuple[str, str], tuple[bytes, bytes]] = {}
         self.scripts = library(*budget)  # every script this process runs (devices.py, room_state.py, rest/ too)
+        self.weigh_tries = WEIGH_TRIES  # 1: the scripts walk every set themselves (tests compare both)
 
     async def _call(self, name: str, user_id: str, workout_id: str, *args: Arg) -> list[Any]:
         keys = self.keys.workout(user_id, workout_id)[:KEYS_USED.get(name)]  # None: all of them
@@ -225,10 +233,9 @@ class LiveState:
     async def sync(self, user_id: str, workout_id: str, since_seq: int) -> msgspec.Raw:
         reply = await self._call("workout_sync", user_id, workout_id, since_seq)
         if reply[0] == b"events":
-            items = reply[1:]
-            events = b",".join(
-                b'{"event":"' + items[i] + b'","data":' + items[i + 1] + b"}" for i in range(0, len(items), 2)
-            )
+            # Each packet is '2["<name>",<json>]' (the log keeps them as published).
+            events = b",".join(b'{"event":' + packet[2:].replace(b",", b',"data":', 1)[:-1] + b"}"
+                               for packet in reply[1])
             return msgspec.Raw(b'{"events":[' + events + b"]}")
         if reply[0] == b"snapshot":
             snapshot = reply[1]
@@ -253,26 +260,29 @@ class LiveState:
         base, stored = self.records_seen.get(seen, (b"", b""))
         loaded: tuple[bytes, ...] = ()
         # The set is weighed here against the records last seen; the script says when they
-        # changed meanwhile (another device, an edit) and the set is weighed again. A third
-        # try, under a storm of changes to one exercise, has the script walk every set.
-        for attempt in range(3):
-            after = b""
-            if attempt == 2:
-                weighed: tuple[bytes, ...] = (b"*", b"", b"", b"")
-            elif base:
-                after, took = weigh_last_set(base, stored, record)
-                weighed = (base, stored, after if took else b"=", took)  # "=": the records stay as they are
-            else:
-                weighed = (b"", b"", b"", b"")
+        # changed meanwhile (another device, an edit) and the set is weighed again, or when the
+        # set is not the last and every set must be walked (it sends them). Under a storm of
+        # changes to one workout, the last try has the script walk them itself.
+        weighed = _weighed(base, stored, record)
+        for attempt in range(1, self.weigh_tries + 1):
+            if attempt == self.weigh_tries:
+                weighed = (b"*", b"", b"", b"")
             reply = await self._call("set_complete", user_id, workout_id, *args, *weighed, *loaded)
-            if reply[0] != b"stale":
+            if reply[0] == b"walk":
+                base = reply[2][1]
+                mark, records, news = await walked(reply, lambda sets: [*sets, record], record.set_id)
+                weighed = (mark, b"", records, news)
+            elif reply[0] == b"stale":
+                base, stored = reply[1], reply[2]
+                if base is None:
+                    base = await self.load_baseline(user_id, payload.exercise_id)
+                    loaded = (base,)
+                weighed = _weighed(base, stored, record)
+            else:
                 break
-            base, stored = reply[1], reply[2]
-            if base is None:
-                base = await self.load_baseline(user_id, payload.exercise_id)
-                loaded = (base,)
         if reply[0] == b"ok":
-            self._remember(seen, base, reply[2] if len(reply) > 2 else after)  # the script walked: its records
+            after = stored if weighed[2] == b"=" else weighed[2]
+            self._remember(seen, base, reply[2] if len(reply) > 2 else after)  # walked: the records stored
         return _ack(reply)
 
     def _remember(self, seen: tuple[str, str], base: bytes, stored: bytes) -> None:
@@ -290,10 +300,41 @@ class LiveState:
         if not patch:
             raise AppError("invalid_payload", "name at least one field to change")
         body = _encode(patch)
-        return await self._change("set_update", user_id, str(payload.workout_id), str(payload.set_id), body, body)
+        set_id = str(payload.set_id)
+        fields = msgspec.json.decode(body)
+
+        def changed(sets: list[p.SetRecord]) -> list[p.SetRecord]:
+            return [msgspec.convert({**msgspec.to_builtins(s), **fields}, p.SetRecord) if s.set_id == set_id else s
+                    for s in sets]
+        loaded: tuple[Arg, ...] = (b"", b"")
+        walk: list[Arg] = [b""]
+        for attempt in range(1, self.weigh_tries + 1):
+            if attempt == self.weigh_tries:
+                walk = [b"*"]
+            reply = await self._call("set_update", user_id, str(payload.workout_id), set_id, body, body, *loaded,
+                                     *walk)
+            if reply[0] == b"need_base":
+                exercise = reply[1].decode()
+                loaded = (exercise, await self.load_baseline(user_id, exercise))
+            elif reply[0] == b"walk":
+                mark, records, news, *old = await walked(reply, changed, set_id)
+                walk = [mark, records, news, old[0] if old else b""]  # old: the exercise it left
+            else:
+                break
+        return _ack(reply)
 
     async def delete_set(self, user_id: str, payload: p.SetDelete) -> msgspec.Raw:
-        return await self._change("set_delete", user_id, str(payload.workout_id), str(payload.set_id))
+        set_id = str(payload.set_id)
+        walk: list[Arg] = [b""]
+        for attempt in range(1, self.weigh_tries + 1):
+            if attempt == self.weigh_tries:
+                walk = [b"*"]
+            reply = await self._call("set_delete", user_id, str(payload.workout_id), set_id, *walk)
+            if reply[0] != b"walk":
+                break
+            mark, records, _ = await walked(reply, lambda sets: [s for s in sets if s.set_id != set_id], set_id)
+            walk = [mark, records]
+        return _ack(reply)
 
     # ---- rest timers --------------------------------------------------------
 
@@ -328,6 +369,35 @@ _ENDED = {
     b"completed": "the workout has been completed",
     b"discarded": "the workout has been discarded",
 }
+
+
+def _weighed(base: bytes, stored: bytes, record: p.SetRecord) -> tuple[bytes, bytes, bytes, bytes]:
+    """set_complete.lua's ARGV 13-16: the set weighed alone against the records last seen."""
+    if not base:
+        return b"", b"", b"", b""  # none seen: the script sends them
+    after, took = weigh_last_set(base, stored, record)
+    return base, stored, after if took else b"=", took  # "=": the records stay as they are
+
+
+async def walked(reply: list[Any], change: Callable[[list[p.SetRecord]], list[p.SetRecord]],
+                 set_id: str) -> list[bytes]:
+    """The walk a script asked for (lua/_lib.lua: walk_reply), done here: '#<seq>', then each
+    named exercise's records and the news of `set_id`, once `change` is made to the sets. It
+    lets the event loop run other work every WALK_STEP sets (a few hundred of them take ms)."""
+    _, seq, found, stored = reply
+    sets: list[p.SetRecord] = []
+    for i in range(0, len(stored), WALK_STEP):
+        sets += map(_SET.decode, stored[i:i + WALK_STEP])
+        await asyncio.sleep(0)
+    sets = sorted(change(sets), key=lambda s: (s.completed_at, s.set_id))
+    out = [b"#" + seq]
+    for i in range(0, len(found), 3):
+        walk = Walk(found[i + 1], found[i].decode())
+        for j in range(0, len(sets), WALK_STEP):
+            walk.feed(sets[j:j + WALK_STEP])
+            await asyncio.sleep(0)
+        out += walk.result(found[i + 2], set_id)
+    return out
 
 
 def _ack(reply: list[Any]) -> msgspec.Raw:

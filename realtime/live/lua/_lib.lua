@@ -28,7 +28,7 @@
 
 local KEYS, ARGV, UID, WID, NOW, NOW_S, CHANNEL, CAP
 local K = {}  -- the call's keys by name: one table for every call, not a new one each
-local WORK  -- entries this call walked or read beyond a plain step's few (charged by `spend`)
+local WORK  -- entries (and KB) this call walked or read beyond a plain step's few (charged by `spend`)
 local TAT  -- the user's budget as `over_budget` read it (ms; nil: nothing owed)
 
 -- Every call begins here (live_state.py: library): the helpers read the call's keys and
@@ -40,6 +40,15 @@ local function bind(keys, args)
   UID, WID, NOW_S, CHANNEL = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
   NOW, CAP = tonumber(NOW_S), tonumber(ARGV[5])
   WORK, TAT = 0, nil
+end
+
+-- Count what reading `items` costs: an entry each, and one more per KB they hold (a replay
+-- of events that carry long lists of records moves megabytes, not hundreds of entries).
+local function read(items)
+  local bytes = 0
+  for _, item in ipairs(items) do bytes = bytes + #item end
+  WORK = WORK + #items + math.floor(bytes / 1024)
+  return items
 end
 
 -- A whole number as text: %d takes about half the instructions of Lua's own conversion.
@@ -201,7 +210,9 @@ local function walk(exercise)
   local ids = redis.call('ZRANGE', K.order, 0, -1)
   WORK = WORK + #ids
   for _, id in ipairs(ids) do
-    local set = cjson.decode(redis.call('HGET', K.sets, id))
+    local raw = redis.call('HGET', K.sets, id)
+    WORK = WORK + #raw / 1024
+    local set = cjson.decode(raw)
     if set.exercise_id == exercise and set.set_type ~= 'warmup' and type(set.reps) == 'number' and set.reps >= 1 then
       local w = set.weight_kg
       if type(w) ~= 'number' then w = 0 end
@@ -277,9 +288,8 @@ local function snapshot_json()
   local s = redis.call('HMGET', K.state, 'name', 'status', 'started_at', 'paused_at', 'room', 'plan', 'seq',
     'rest_status', 'ended_at')
   local ids = redis.call('ZRANGE', K.order, 0, -1)
-  WORK = WORK + #ids
   local sets = ''
-  if #ids > 0 then sets = table.concat(redis.call('HMGET', K.sets, unpack(ids)), ',') end
+  if #ids > 0 then sets = table.concat(read(redis.call('HMGET', K.sets, unpack(ids))), ',') end
   local rest = 'null'
   if s[8] ~= '' then rest = '{' .. rest_json() .. '}' end
   local paused_at = s[4]
@@ -318,6 +328,32 @@ end
 local function spend()
   local tat = math.max(TAT or NOW, NOW) + (1 + math.floor(WORK / WORK_PER_UNIT)) * 1000 / BUDGET_PER_S
   redis.call('SET', budget_key(), int(math.ceil(tat)), 'PX', int(math.ceil(tat - NOW)))
+end
+
+-- ---- walks the caller does -------------------------------------------------------------
+-- A walk over 500 sets held Valkey for 5-9 ms, and every other user's command waited behind
+-- it. So a step that needs one (a set logged before the last, an edit, a delete) answers
+-- {'walk', seq, {exercise, its base, its stored records, ...}, {every set, in order}}
+-- instead, and the caller walks (records.py: walk) and sends the records back with
+-- '#<seq>': they stand only while the workout's seq, which every set, edit and delete moves,
+-- is still that. The read is what the user's budget pays for.
+local function walk_reply(seq, exercises)
+  local ids = redis.call('ZRANGE', K.order, 0, -1)
+  local sets = {}
+  if #ids > 0 then sets = read(redis.call('HMGET', K.sets, unpack(ids))) end
+  spend()
+  local found = {}
+  for _, exercise in ipairs(exercises) do
+    table.insert(found, exercise)
+    table.insert(found, redis.call('HGET', K.base, exercise) or '{}')
+    table.insert(found, redis.call('HGET', K.recs, exercise) or '')
+  end
+  return {'walk', seq, found, sets}
+end
+
+-- Store an exercise's records as the caller walked them.
+local function put_records(exercise, records)
+  if records == '' then redis.call('HDEL', K.recs, exercise) else redis.call('HSET', K.recs, exercise, records) end
 end
 
 -- {'ended', status} for a workout that takes no more changes; nil while it is open.

@@ -2,11 +2,14 @@
 -- ARGV 6 set_id  7 fingerprint of the request  8 the set (JSON, completed_at filled in)
 --      9 exercise_id  10 completed_at  11, 12 its share of the volume and its rpe ('' for none)
 --      13, 14 the exercise's standing and stored records the caller weighed the set against
---      ('' when it has not seen them; 13 '*': walk every set instead)
---      15, 16 what it found (records.py: weigh_last_set): the stored records with the set ('=' when
---      it took none), and the records the set took  [17 the standing records, when the caller had to load them]
+--      ('' when it has not seen them; 13 '*': walk every set here instead; 13 '#<seq>': the
+--      caller walked every set at that seq, lua/_lib.lua: walk_reply)
+--      15, 16 what it found (records.py: weigh_last_set or walk): the stored records with the
+--      set ('=' when it took none), and the records the set took
+--      [17 the standing records, when the caller had to load them]
 -- -> {'ok', ack[, stored records when this walked]} | {'dup', ack} | {'stale', standing records or nil, stored records}
---    | {'not_found'} | {'ended', status} | {'conflict', message} | {'full', most sets} | {'rate_limited', ms}
+--    | {'walk', ...} | {'not_found'} | {'ended', status} | {'conflict', message} | {'full', most sets}
+--    | {'rate_limited', ms}
 local set_id, fp, exercise = ARGV[6], ARGV[7], ARGV[9]
 -- The state hash is read once and written once: a command costs Valkey about as much as
 -- this script's own work per field, and this is the script every set runs.
@@ -22,21 +25,24 @@ if ARGV[17] then redis.call('HSETNX', K.base, exercise, ARGV[17]) end
 -- share: the caller weighs it, this only checks what it weighed against.
 local base = redis.call('HGET', K.base, exercise)
 local stored = redis.call('HGET', K.recs, exercise) or ''
-local walk_all = ARGV[13] == '*'
-if not base or (not walk_all and (base ~= ARGV[13] or stored ~= ARGV[14])) then return {'stale', base, stored} end
-
--- A set that is not the last by completed_at (ties: by set_id, as the order zset sorts them)
--- walks every set of the workout: only that costs the user's budget (a set logged in order, as
--- nearly every set is, spends nothing and reads nothing more).
-local walked = walk_all
-if not walked then
-  local last = redis.call('ZRANGE', K.order, -1, -1, 'WITHSCORES')
-  local at = tonumber(ARGV[10])
-  walked = last[1] ~= nil and (tonumber(last[2]) > at or (tonumber(last[2]) == at and last[1] > set_id))
-end
-if walked then
+if not base then return {'stale', base, stored} end
+local walk_here, caller_walked = ARGV[13] == '*', ARGV[13] == '#' .. s[3]
+if walk_here then
   local limited = over_budget()
   if limited then return limited end
+elseif not caller_walked then
+  local walked_before = string.sub(ARGV[13], 1, 1) == '#'  -- and the workout changed since
+  if not walked_before and (base ~= ARGV[13] or stored ~= ARGV[14]) then return {'stale', base, stored} end
+  -- A set that is not the last by completed_at (ties: by set_id, as the order zset sorts
+  -- them) needs a walk over every set of the workout: only that costs the user's budget (a
+  -- set logged in order, as nearly every set is, spends nothing and reads nothing more).
+  local last = redis.call('ZRANGE', K.order, -1, -1, 'WITHSCORES')
+  local at = tonumber(ARGV[10])
+  if walked_before or (last[1] and (tonumber(last[2]) > at or (tonumber(last[2]) == at and last[1] > set_id))) then
+    local limited = over_budget()
+    if limited then return limited end
+    return walk_reply(s[3], {exercise})
+  end
 end
 redis.call('HSET', K.sets, set_id, ARGV[8])
 redis.call('ZADD', K.order, ARGV[10], set_id)
@@ -45,12 +51,10 @@ if ARGV[11] ~= '' then volume = volume + tonumber(ARGV[11]) end
 if ARGV[12] ~= '' then rpe_sum, rpe_n = rpe_sum + tonumber(ARGV[12]), rpe_n + 1 end
 local records, news = ARGV[15], ARGV[16]
 if records == '=' then records = stored end
-if walked then
+if walk_here then
   records, news = rewalk(exercise, set_id)
-elseif records == '' then
-  redis.call('HDEL', K.recs, exercise)
 elseif records ~= stored then
-  redis.call('HSET', K.recs, exercise, records)
+  put_records(exercise, records)
 end
 local seq = tonumber(s[3]) + 1
 local stats = stats_of(s[9], s[10], s[11], set_count, volume, rpe_sum, rpe_n, nil)
@@ -66,8 +70,8 @@ end
 redis.call('HSET', K.state, 'seq', seq, 'set_count', set_count, 'volume', volume, 'rpe_sum', rpe_sum,
   'rpe_n', rpe_n, 'last_at', NOW_S)
 memo('c:' .. set_id, fp, ack)
-if walked then
-  spend()
-  return {'ok', ack, records}  -- records the caller has not seen
+if walk_here or caller_walked then
+  if walk_here then spend() end
+  return {'ok', ack, records}  -- records the caller has not weighed against
 end
 return {'ok', ack}
