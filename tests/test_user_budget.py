@@ -14,7 +14,7 @@ from liveset.lifespan import redis_client
 from realtime.core import protocol as p
 from realtime.core.errors import AppError
 from realtime.core.keys import Keys
-from realtime.live.live_state import MAX_SETS_PER_WORKOUT, WORK_PER_UNIT, LiveState
+from realtime.live.live_state import MAX_SETS_PER_WORKOUT, RECORDS_FREE_BYTES, WORK_PER_UNIT, LiveState
 from realtime.live.script_line import ScriptLine
 
 from .clients import Device, ok, token
@@ -137,6 +137,20 @@ async def test_a_step_that_walks_or_reads_many_entries_costs_more(live: LiveStat
     gone = p.SetDelete(workout_id=wid, set_id=early.set_id)
     sets = await live.redis.hvals(keys[3])
     assert await units_spent(live, user, live.delete_set(user, gone)) == cost(sets)
+
+
+async def test_sets_whose_event_carries_a_long_list_of_records_spend_by_its_size(live: LiveState) -> None:
+    """Each set at a new weight takes a record of its own (max reps at that weight), and every
+    set event carries all of them: past RECORDS_FREE_BYTES, even a set logged in order spends."""
+    user, wid = f"u-{uuid.uuid4().hex[:8]}", uuid.uuid4()
+    await live.start(user, p.WorkoutStart(workout_id=wid))
+    spent, sizes = [], []
+    for n in range(60):
+        step = live.complete_set(user, p.SetComplete(**a_set(str(wid), 1_700_000_000_000 + n, weight_kg=20 + n)))
+        spent.append(await units_spent(live, user, step))
+        sizes.append(len(await live.redis.hget(live.keys.workout(user, str(wid))[7], "squat")))
+    assert sizes[-1] > RECORDS_FREE_BYTES > sizes[0]
+    assert spent == [0 if size <= RECORDS_FREE_BYTES else 1 + size // 1024 // WORK_PER_UNIT for size in sizes]
 
 
 async def test_a_workout_holds_at_most_max_sets(live: LiveState) -> None:

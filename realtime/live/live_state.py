@@ -49,6 +49,11 @@ RECORDS_SEEN = 20_000  # workout exercises whose records a process keeps for the
 WORK_PER_UNIT = 16
 # Sets one workout holds: bounds its live state and what a walk or a snapshot reads.
 MAX_SETS_PER_WORKOUT = 500
+# A set's event carries every record of its exercise in the workout: some 3-15 of them, 2 KB at
+# most, for a person; a client logging every set at a new weight makes a record per set, and
+# each event grows with the workout (50 KB at 500 sets, to every device). Past this size the
+# set spends from the user's budget as a read of that size would.
+RECORDS_FREE_BYTES = 4096
 # Calls of set_complete for one set before the script walks every set itself: at worst the
 # records to load, changed while loading, a walk to do here, and its result; a fifth means a
 # storm of changes to one workout kept moving it under the caller.
@@ -68,8 +73,8 @@ def library(budget_per_s: float, budget_burst: int) -> dict[str, Function]:
     library its settings make (LiveState.scripts), and every script it runs is from it."""
     bodies = {name: (LUA_DIR / f"{name}.lua").read_text() for name in SCRIPTS}
     # `redis.register_function`, not Valkey's `server.` alias, so that Redis 7 loads it too.
-    limits = (f"local BUDGET_PER_S, BUDGET_BURST, WORK_PER_UNIT, MAX_SETS = "
-              f"{budget_per_s!r}, {budget_burst}, {WORK_PER_UNIT}, {MAX_SETS_PER_WORKOUT}")
+    limits = (f"local BUDGET_PER_S, BUDGET_BURST, WORK_PER_UNIT, MAX_SETS, RECORDS_FREE_BYTES = "
+              f"{budget_per_s!r}, {budget_burst}, {WORK_PER_UNIT}, {MAX_SETS_PER_WORKOUT}, {RECORDS_FREE_BYTES}")
     lib = (LUA_DIR / "_lib.lua").read_text()
     tag = hashlib.sha1("".join([limits, lib, *bodies.values()]).encode()).hexdigest()[:16]
     source = "\n".join([
@@ -109,7 +114,7 @@ def _json_or_null(value: object) -> bytes:
 class LiveState:
     def __init__(
         self, redis: Redis, line: ScriptLine, keys: Keys, load_baseline: BaselineLoader, log_cap: int,
-        budget: tuple[float, int] = (20.0, 200),
+        budget: tuple[float, int] = (10.0, 200),
     ) -> None:
         self.redis = redis  # for the few plain commands off the hot path
         self.line = line  # every script

@@ -26,31 +26,42 @@ if ARGV[17] then redis.call('HSETNX', K.base, exercise, ARGV[17]) end
 local base = redis.call('HGET', K.base, exercise)
 local stored = redis.call('HGET', K.recs, exercise) or ''
 if not base then return {'stale', base, stored} end
-local walk_here, caller_walked = ARGV[13] == '*', ARGV[13] == '#' .. s[3]
+local mark = string.byte(ARGV[13])  -- 42 '*': walk here; 35 '#': the caller walked
+local walk_here = mark == 42
+local caller_walked = mark == 35 and ARGV[13] == '#' .. s[3]
 if walk_here then
   local limited = over_budget()
   if limited then return limited end
-elseif not caller_walked then
-  local walked_before = string.sub(ARGV[13], 1, 1) == '#'  -- and the workout changed since
-  if not walked_before and (base ~= ARGV[13] or stored ~= ARGV[14]) then return {'stale', base, stored} end
-  -- A set that is not the last by completed_at (ties: by set_id, as the order zset sorts
-  -- them) needs a walk over every set of the workout: only that costs the user's budget (a
-  -- set logged in order, as nearly every set is, spends nothing and reads nothing more).
-  local last = redis.call('ZRANGE', K.order, -1, -1, 'WITHSCORES')
-  local at = tonumber(ARGV[10])
-  if walked_before or (last[1] and (tonumber(last[2]) > at or (tonumber(last[2]) == at and last[1] > set_id))) then
+elseif not caller_walked and mark ~= 35 and (base ~= ARGV[13] or stored ~= ARGV[14]) then
+  return {'stale', base, stored}
+end
+local records, news = ARGV[15], ARGV[16]
+if records == '=' then records = stored end
+-- The event carries every record of the exercise: past RECORDS_FREE_BYTES of them (a record
+-- per set, each at a new weight) the set spends from the budget by their size.
+local large = not walk_here and #records > RECORDS_FREE_BYTES
+if large then
+  local limited = over_budget()
+  if limited then return limited end
+  WORK = WORK + #records / 1024
+end
+redis.call('ZADD', K.order, ARGV[10], set_id)
+if not walk_here and not caller_walked then
+  -- Weighed alone, or walked before the workout changed: a set that is not the last by
+  -- completed_at (ties: by set_id, as the zset sorts them) needs a walk over every set, and
+  -- only that costs the user's budget. A set logged in order, as nearly every set is, reads
+  -- nothing more and spends nothing.
+  if mark == 35 or redis.call('ZRANGE', K.order, -1, -1)[1] ~= set_id then
+    redis.call('ZREM', K.order, set_id)
     local limited = over_budget()
     if limited then return limited end
     return walk_reply(s[3], {exercise})
   end
 end
 redis.call('HSET', K.sets, set_id, ARGV[8])
-redis.call('ZADD', K.order, ARGV[10], set_id)
 local set_count, volume, rpe_sum, rpe_n = tonumber(s[4]) + 1, tonumber(s[5]), tonumber(s[6]), tonumber(s[7])
 if ARGV[11] ~= '' then volume = volume + tonumber(ARGV[11]) end
 if ARGV[12] ~= '' then rpe_sum, rpe_n = rpe_sum + tonumber(ARGV[12]), rpe_n + 1 end
-local records, news = ARGV[15], ARGV[16]
-if records == '=' then records = stored end
 if walk_here then
   records, news = rewalk(exercise, set_id)
 elseif records ~= stored then
@@ -70,8 +81,8 @@ end
 redis.call('HSET', K.state, 'seq', seq, 'set_count', set_count, 'volume', volume, 'rpe_sum', rpe_sum,
   'rpe_n', rpe_n, 'last_at', NOW_S)
 memo('c:' .. set_id, fp, ack)
+if walk_here or large then spend() end
 if walk_here or caller_walked then
-  if walk_here then spend() end
   return {'ok', ack, records}  -- records the caller has not weighed against
 end
 return {'ok', ack}
