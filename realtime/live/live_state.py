@@ -43,9 +43,8 @@ ENDED_KEEP_S = 24 * 3600  # an ended workout's keys outlive it a day: retries an
 RECORDS_SEEN = 20_000  # workout exercises whose records a process keeps for the next set: ~1 KB each
 # What one user's devices may make Valkey do, across devices and processes (lua/_lib.lua: spend):
 # the steps that go through the whole workout (walks, replays) spend cost units from a budget
-# (settings: user_budget_*): one each, plus one per WORK_PER_UNIT entries walked or read
-# (about a plain step's Valkey time). Sets logged in order spend nothing; replaying a hundred
-# sets logged offline fits in the default burst.
+# (settings: user_budget_*): one each, plus one per WORK_PER_UNIT entries or KB walked or read
+# (about a plain step's Valkey time). Sets logged in order spend nothing.
 WORK_PER_UNIT = 16
 # Sets one workout holds: bounds its live state and what a walk or a snapshot reads.
 MAX_SETS_PER_WORKOUT = 500
@@ -311,34 +310,35 @@ class LiveState:
         def changed(sets: list[p.SetRecord]) -> list[p.SetRecord]:
             return [msgspec.convert({**msgspec.to_builtins(s), **fields}, p.SetRecord) if s.set_id == set_id else s
                     for s in sets]
-        loaded: tuple[Arg, ...] = (b"", b"")
-        walk: list[Arg] = [b""]
-        for attempt in range(1, self.weigh_tries + 1):
-            if attempt == self.weigh_tries:
-                walk = [b"*"]
-            reply = await self._call("set_update", user_id, str(payload.workout_id), set_id, body, body, *loaded,
-                                     *walk)
-            if reply[0] == b"need_base":
-                exercise = reply[1].decode()
-                loaded = (exercise, await self.load_baseline(user_id, exercise))
-            elif reply[0] == b"walk":
-                mark, records, news, *old = await walked(reply, changed, set_id)
-                walk = [mark, records, news, old[0] if old else b""]  # old: the exercise it left
-            else:
-                break
-        return _ack(reply)
+        # A walk: the set's exercise's records and news, and those of the one it left, if it did.
+        return await self._walking("set_update", user_id, str(payload.workout_id), (set_id, body, body), changed,
+                                   set_id, width=5)
 
     async def delete_set(self, user_id: str, payload: p.SetDelete) -> msgspec.Raw:
         set_id = str(payload.set_id)
-        walk: list[Arg] = [b""]
+        return await self._walking("set_delete", user_id, str(payload.workout_id), (set_id,),
+                                   lambda sets: [s for s in sets if s.set_id != set_id], set_id, width=3)
+
+    async def _walking(self, name: str, user_id: str, workout_id: str, head: tuple[Arg, ...],
+                       change: Callable[[list[p.SetRecord]], list[p.SetRecord]], set_id: str,
+                       width: int) -> msgspec.Raw:
+        """Run set_update or set_delete, whose ARGV are `head`, then `width` of a walk ('' at
+        first; '#<seq>' and the records and news of each exercise the script named, once
+        walked here; '*' on the last try: the script walks), then a baseline it asked for."""
+        walk: list[bytes] = [b""] * width
+        loaded: list[Arg] = []
         for attempt in range(1, self.weigh_tries + 1):
             if attempt == self.weigh_tries:
-                walk = [b"*"]
-            reply = await self._call("set_delete", user_id, str(payload.workout_id), set_id, *walk)
-            if reply[0] != b"walk":
+                walk = [b"*"] + [b""] * (width - 1)
+            reply = await self._call(name, user_id, workout_id, *head, *walk, *loaded)
+            if reply[0] == b"need_base":
+                exercise = reply[1].decode()
+                loaded = [exercise, await self.load_baseline(user_id, exercise)]
+            elif reply[0] == b"walk":
+                found = await walked(reply, change, set_id)
+                walk = found + [b""] * (width - len(found))
+            else:
                 break
-            mark, records, _ = await walked(reply, lambda sets: [s for s in sets if s.set_id != set_id], set_id)
-            walk = [mark, records]
         return _ack(reply)
 
     # ---- rest timers --------------------------------------------------------

@@ -1,6 +1,7 @@
 -- set:delete — remove a logged set; repeating it gives the same ack.
 -- ARGV 6 set_id  7 '#<seq>': the caller walked every set but this one at that seq
---      (lua/_lib.lua: walk_reply), then 8 its exercise's records; '*': walk here; '': not yet
+--      (lua/_lib.lua: walk_reply), then 8 its exercise's records (9 news, unused);
+--      '*': walk here; '': not yet
 -- -> {'ok'|'dup', ack} | {'walk', ...} | {'not_found'} | {'ended', status} | {'rate_limited', ms}
 local set_id = ARGV[6]
 if not owned() then return {'not_found'} end
