@@ -48,4 +48,5 @@ def create_app(settings: Settings | None = None) -> ReleaseOnEnd:
             yield {STATE_KEY: edge}
 
     rest = create_rest_app(services, app_lifespan)
-    return ReleaseOnEnd(PollingErrors(socketio.ASGIApp(namespace.sio, other_asgi_app=rest, socketio_path="socket.io")))
+    engineio = socketio.ASGIApp(namespace.sio, other_asgi_app=rest, socketio_path="socket.io")
+    return ReleaseOnEnd(PollingErrors(engineio, max_body=settings.max_message_bytes))

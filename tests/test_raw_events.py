@@ -251,3 +251,32 @@ async def test_a_post_to_a_session_the_client_closed_is_a_bad_request(raw_server
         assert (await http.get(url)).status_code == 400  # python-engineio's own answer to an unknown sid
     # That one says "Invalid session" once per process, in a line; nothing logs a traceback.
     assert not [r for r in errors.records if r.exc_info], [r.getMessage() for r in errors.records]
+
+
+@pytest.mark.parametrize("body", [b"", b"\x00\x01\xff", b"\x1e\x1e", b"4\x1e", b"9", b"\x00", b"bQ"],
+                         ids=["empty", "not-utf8", "empty-packets", "trailing-separator", "unknown-type", "nul",
+                              "bad-base64"])
+async def test_a_long_polling_post_that_is_not_packets_is_a_bad_request_and_the_session_goes_on(
+        raw_server: str, errors: Errors, body: bytes) -> None:
+    """python-engineio answered these "OK" and logged each as ERROR with its traceback."""
+    async with httpx.AsyncClient(base_url=raw_server, timeout=5) as http:
+        sid = json.loads((await http.get("/socket.io/?EIO=4&transport=polling")).text[1:])["sid"]
+        url = f"/socket.io/?EIO=4&transport=polling&sid={sid}"
+        await http.post(url, content="40" + json.dumps({"token": token(f"poll-{uuid.uuid4().hex[:8]}"),
+                                                        "device_id": "poll"}))
+        packets: list[str] = []
+        while not any(p.startswith('42["session:ready"') for p in packets):
+            packets += (await http.get(url)).text.split("\x1e")
+        refused = await http.post(url, content=body)
+        assert refused.status_code == 400 and refused.text.startswith("bad request: "), refused.text
+        assert (await http.post(url, content='421["time:sync",{}]')).text == "OK"
+        while not any(p.startswith("431") for p in packets):
+            packets += (await http.get(url)).text.split("\x1e")
+    assert not errors.records, [r.getMessage() for r in errors.records]
+
+
+async def test_engineio_refusing_a_protocol_version_or_a_session_logs_no_error(raw_server: str, errors: Errors) -> None:
+    async with httpx.AsyncClient(base_url=raw_server, timeout=5) as http:
+        assert (await http.get("/socket.io/?EIO=3&transport=polling")).status_code == 400
+        assert (await http.get("/socket.io/?EIO=4&transport=polling&sid=nope")).status_code == 400
+    assert not errors.records, [r.getMessage() for r in errors.records]

@@ -1,13 +1,19 @@
 """Long-polling requests python-engineio cannot handle answer 400, not 500 with a traceback.
 
 A POST to a session the client itself closed raises inside python-engineio (KeyError:
-"Session is disconnected"), and uvicorn then logs a traceback per request: anyone with a
-session id could fill the log. Such a request is the client's mistake, so it gets 400 and
-one warning line.
+"Session is disconnected"), and uvicorn then logs a traceback per request. A POST whose body
+is not Engine.IO packets (not UTF-8, an empty packet, an unknown packet type, binary that is
+not base64) is answered "OK" by python-engineio, which logs it as ERROR with its traceback.
+Anyone with a session id could fill the log either way. Such a request is the client's
+mistake, so it gets 400 and one warning line; its session goes on. python-engineio's own
+400s (an unsupported EIO version, an unknown sid) are logged by it as ERROR once and INFO
+after: as WARNING here, the client's mistake too.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import logging
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -15,16 +21,27 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 log = logging.getLogger("liveset.edge")
 
 PATH = "/socket.io/"
+PACKET_TYPES = "0123456"  # open, close, ping, pong, message, upgrade, noop; "b": base64 binary
+_ENGINEIO_CLIENT_MISTAKES = ("The client is using an unsupported version", "Invalid session")
 
 
 class PollingErrors:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, max_body: int) -> None:
         self.app = app
+        self.max_body = max_body  # python-engineio refuses a larger POST itself
+        logging.getLogger("engineio.server").addFilter(_client_mistakes_as_warnings)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith(PATH):
             await self.app(scope, receive, send)
             return
+        if scope["method"] == "POST":
+            read, body = await self._body(receive)
+            problem = body is not None and _not_packets(body)
+            if problem:
+                await _refuse(send, problem, f"bad request: {problem}")
+                return
+            receive = _replay(read, receive)
         started = False
 
         async def tracked(message: Message) -> None:
@@ -37,7 +54,57 @@ class PollingErrors:
         except (KeyError, ValueError) as exc:  # python-engineio's words for a request it cannot serve
             if started:
                 raise
-            log.warning("long-polling request refused", extra={"error": f"{type(exc).__name__}: {exc}"})
-            await send({"type": "http.response.start", "status": 400,
-                        "headers": [(b"content-type", b"text/plain; charset=utf-8")]})
-            await send({"type": "http.response.body", "body": b"bad request"})
+            await _refuse(send, f"{type(exc).__name__}: {exc}", "bad request")
+
+    async def _body(self, receive: Receive) -> tuple[list[Message], bytes | None]:
+        """The request's messages as read, and its whole body (None: too large to look at)."""
+        read: list[Message] = []
+        body = b""
+        while True:
+            message = await receive()
+            read.append(message)
+            if message["type"] != "http.request":
+                return read, None
+            body += message.get("body", b"")
+            if len(body) > self.max_body:
+                return read, None
+            if not message.get("more_body", False):
+                return read, body
+
+
+def _not_packets(body: bytes) -> str:
+    """What makes `body` not a long-polling payload of Engine.IO packets ('' when it is one)."""
+    try:
+        text = body.decode()
+    except UnicodeDecodeError:
+        return "the body is not UTF-8"
+    for packet in text.split("\x1e"):
+        if not packet:
+            return "an empty packet"
+        if packet[0] == "b":
+            try:
+                base64.b64decode(packet[1:])
+            except binascii.Error:
+                return "a binary packet that is not base64"
+        elif packet[0] not in PACKET_TYPES:
+            return f"an unknown packet type {packet[0]!r}"
+    return ""
+
+
+def _replay(read: list[Message], receive: Receive) -> Receive:
+    async def replayed() -> Message:
+        return read.pop(0) if read else await receive()
+    return replayed
+
+
+async def _refuse(send: Send, why: str, answer: str) -> None:
+    log.warning("long-polling request refused", extra={"error": why})
+    await send({"type": "http.response.start", "status": 400,
+                "headers": [(b"content-type", b"text/plain; charset=utf-8")]})
+    await send({"type": "http.response.body", "body": answer.encode()})
+
+
+def _client_mistakes_as_warnings(record: logging.LogRecord) -> bool:
+    if record.levelno >= logging.ERROR and record.getMessage().startswith(_ENGINEIO_CLIENT_MISTAKES):
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+    return True
