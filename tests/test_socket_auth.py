@@ -89,6 +89,14 @@ async def test_expired_message_says_expired(server: str) -> None:
     assert "expired" in data["message"]
 
 
+@pytest.mark.parametrize("exp", [True, 1.5, "1"])
+async def test_an_exp_that_is_no_numericdate_is_named_so_not_expired(server: str, exp: object) -> None:
+    """PyJWT reads `exp: true` as 1, and 1.5 or "1" as numbers: all long past, "token expired"."""
+    data = await refused(server, {"token": jwt.encode({"sub": "u1", "exp": exp}, TEST_SECRET, algorithm="HS256"),
+                                  "device_id": "phone"})
+    assert "exp must be an integer NumericDate" in data["message"], data
+
+
 async def test_audience_and_issuer_are_checked_when_configured(redis_url: str, database_url: str) -> None:
     settings = make_settings(redis_url, database_url, jwt_audience="liveset-app", jwt_issuer="https://auth.example")
     async with in_process(settings) as url:

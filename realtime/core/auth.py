@@ -32,7 +32,9 @@ class TokenVerifier:
         self._key = settings.jwt_key
         self._audience = settings.jwt_audience
         self._issuer = settings.jwt_issuer
-        self._options = {"require": ["exp", "sub"], "verify_aud": settings.jwt_audience is not None}
+        # exp is checked here, after its type: PyJWT reads `exp: true` as 1 and calls it expired.
+        self._options = {"require": ["exp", "sub"], "verify_aud": settings.jwt_audience is not None,
+                         "verify_exp": False}
 
     def verify(self, token: object) -> Claims:
         if not isinstance(token, str) or not token:
@@ -46,8 +48,6 @@ class TokenVerifier:
                 issuer=self._issuer,
                 options=self._options,  # type: ignore[arg-type]
             )
-        except jwt.ExpiredSignatureError:
-            raise AuthError("token expired") from None
         except jwt.InvalidTokenError as exc:
             raise AuthError(f"invalid token: {exc}") from None
         sub = claims["sub"]
@@ -57,6 +57,8 @@ class TokenVerifier:
         if type(exp) is not int or not 0 < exp <= LATEST_EXP:
             raise AuthError("invalid token: exp must be an integer NumericDate (seconds since the epoch) "
                             "before the year 3000")
+        if exp <= time.time():
+            raise AuthError("token expired")
         return Claims(user_id=sub, expires_at=float(exp))
 
 
