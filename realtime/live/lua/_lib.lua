@@ -306,10 +306,11 @@ end
 -- bounded, across devices and processes. A plain step (a set logged in order, a timer, a
 -- pause) costs about the same whoever sends it and is bounded by the connections' rate
 -- limits; a step that walks or reads every set or event of the workout (a set logged out of
--- order, an edit, a delete, a replay) costs in proportion to the workout, so those spend from
--- a per-user budget (GCRA, one key per user) refilled at BUDGET_PER_S units a second,
+-- order, an edit, a delete, a replay), or a set whose event carries more than
+-- RECORDS_FREE_BYTES of records, costs in proportion to the workout, so those spend from a
+-- per-user budget (GCRA, one key per user) refilled at BUDGET_PER_S units a second,
 -- BUDGET_BURST at most in a row (live_state.py sets both): a unit for the step and one more
--- per WORK_PER_UNIT entries it walked or read. A call is refused while the user owes more
+-- per WORK_PER_UNIT entries or KB it walked or read. A call is refused while the user owes more
 -- than a burst; the call that goes into debt is done and charged after, when its size is known.
 
 local function budget_key()
@@ -324,7 +325,7 @@ local function over_budget()
   return nil
 end
 
--- Charge the call: one unit, and one per WORK_PER_UNIT entries it walked or read.
+-- Charge the call: one unit, and one per WORK_PER_UNIT entries or KB it walked or read.
 local function spend()
   local tat = math.max(TAT or NOW, NOW) + (1 + math.floor(WORK / WORK_PER_UNIT)) * 1000 / BUDGET_PER_S
   redis.call('SET', budget_key(), int(math.ceil(tat)), 'PX', int(math.ceil(tat - NOW)))
@@ -334,7 +335,7 @@ end
 -- A walk over 500 sets held Valkey for 5-9 ms, and every other user's command waited behind
 -- it. So a step that needs one (a set logged before the last, an edit, a delete) answers
 -- {'walk', seq, {exercise, its base, its stored records, ...}, {every set, in order}}
--- instead, and the caller walks (records.py: walk) and sends the records back with
+-- instead, and the caller walks (records.py: Walk) and sends the records back with
 -- '#<seq>': they stand only while the workout's seq, which every set, edit and delete moves,
 -- is still that. The read is what the user's budget pays for.
 local function walk_reply(seq, exercises)
