@@ -253,12 +253,15 @@ async def test_a_post_to_a_session_the_client_closed_is_a_bad_request(raw_server
     assert not [r for r in errors.records if r.exc_info], [r.getMessage() for r in errors.records]
 
 
-@pytest.mark.parametrize("body", [b"", b"\x00\x01\xff", b"\x1e\x1e", b"4\x1e", b"9", b"\x00", b"bQ"],
+@pytest.mark.parametrize("body", [b"", b"\x00\x01\xff", b"\x1e\x1e", b"4\x1e", b"9", b"\x00", b"bQ", "bé".encode(),
+                                  b"0", b"2", b"6", b"\x1e".join([b"3"] * 257), b"4" + b"x" * (1024 * 1024)],
                          ids=["empty", "not-utf8", "empty-packets", "trailing-separator", "unknown-type", "nul",
-                              "bad-base64"])
+                              "bad-base64", "base64-not-ascii", "open", "ping", "noop", "257-packets",
+                              "over-max-message-bytes"])
 async def test_a_long_polling_post_that_is_not_packets_is_a_bad_request_and_the_session_goes_on(
         raw_server: str, errors: Errors, body: bytes) -> None:
-    """python-engineio answered these "OK" and logged each as ERROR with its traceback."""
+    """python-engineio answered these "OK" and logged each as ERROR with its traceback, or (an
+    open, a ping, a noop, too large a body) ended the session and left the POST unanswered."""
     async with httpx.AsyncClient(base_url=raw_server, timeout=5) as http:
         sid = json.loads((await http.get("/socket.io/?EIO=4&transport=polling")).text[1:])["sid"]
         url = f"/socket.io/?EIO=4&transport=polling&sid={sid}"

@@ -2,9 +2,11 @@
 
 A POST to a session the client itself closed raises inside python-engineio (KeyError:
 "Session is disconnected"), and uvicorn then logs a traceback per request. A POST whose body
-is not Engine.IO packets (not UTF-8, an empty packet, an unknown packet type, binary that is
-not base64) is answered "OK" by python-engineio, which logs it as ERROR with its traceback.
-Anyone with a session id could fill the log either way. Such a request is the client's
+is not Engine.IO packets a client sends (not UTF-8, an empty packet, a packet type only the
+server sends, binary that is not base64, more packets than python-engineio decodes) is
+answered "OK" by python-engineio, which logs it as ERROR with its traceback; an open, ping or
+noop from the client ends its session and leaves the POST unanswered; a body over the limit
+ends the session too. Anyone with a session id could fill the log. Such a request is the client's
 mistake, so it gets 400 and one warning line; its session goes on. python-engineio's own
 400s (an unsupported EIO version, an unknown sid) are logged by it as ERROR once and INFO
 after: as WARNING here, the client's mistake too.
@@ -13,22 +15,22 @@ after: as WARNING here, the client's mistake too.
 from __future__ import annotations
 
 import base64
-import binascii
 import logging
 
+from engineio.payload import Payload
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("liveset.edge")
 
 PATH = "/socket.io/"
-PACKET_TYPES = "0123456"  # open, close, ping, pong, message, upgrade, noop; "b": base64 binary
+CLIENT_PACKET_TYPES = "1345"  # close, pong, message, upgrade; "b": base64 binary (0, 2, 6: the server's)
 _ENGINEIO_CLIENT_MISTAKES = ("The client is using an unsupported version", "Invalid session")
 
 
 class PollingErrors:
     def __init__(self, app: ASGIApp, max_body: int) -> None:
         self.app = app
-        self.max_body = max_body  # python-engineio refuses a larger POST itself
+        self.max_body = max_body  # MAX_MESSAGE_BYTES: python-engineio would end the session for more
         logging.getLogger("engineio.server").addFilter(_client_mistakes_as_warnings)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -37,7 +39,7 @@ class PollingErrors:
             return
         if scope["method"] == "POST":
             read, body = await self._body(receive)
-            problem = body is not None and _not_packets(body)
+            problem = body is not None and _not_packets(body, self.max_body)
             if problem:
                 await _refuse(send, problem, f"bad request: {problem}")
                 return
@@ -57,7 +59,8 @@ class PollingErrors:
             await _refuse(send, f"{type(exc).__name__}: {exc}", "bad request")
 
     async def _body(self, receive: Receive) -> tuple[list[Message], bytes | None]:
-        """The request's messages as read, and its whole body (None: too large to look at)."""
+        """The request's messages as read, and its body (None: the client left), read whole
+        or to just past `max_body`."""
         read: list[Message] = []
         body = b""
         while True:
@@ -66,28 +69,31 @@ class PollingErrors:
             if message["type"] != "http.request":
                 return read, None
             body += message.get("body", b"")
-            if len(body) > self.max_body:
-                return read, None
-            if not message.get("more_body", False):
+            if len(body) > self.max_body or not message.get("more_body", False):
                 return read, body
 
 
-def _not_packets(body: bytes) -> str:
-    """What makes `body` not a long-polling payload of Engine.IO packets ('' when it is one)."""
+def _not_packets(body: bytes, max_body: int) -> str:
+    """What makes `body` not a long-polling payload of a client's Engine.IO packets ('' when it is one)."""
+    if len(body) > max_body:
+        return f"the body is over {max_body} bytes"
     try:
         text = body.decode()
     except UnicodeDecodeError:
         return "the body is not UTF-8"
-    for packet in text.split("\x1e"):
+    packets = text.split("\x1e")
+    if len(packets) > Payload.max_decode_packets:
+        return f"more than {Payload.max_decode_packets} packets"
+    for packet in packets:
         if not packet:
             return "an empty packet"
         if packet[0] == "b":
             try:
                 base64.b64decode(packet[1:])
-            except binascii.Error:
+            except ValueError:  # binascii.Error, or a character that is not ASCII
                 return "a binary packet that is not base64"
-        elif packet[0] not in PACKET_TYPES:
-            return f"an unknown packet type {packet[0]!r}"
+        elif packet[0] not in CLIENT_PACKET_TYPES:
+            return f"packet type {packet[0]!r} is not one a client sends"
     return ""
 
 
