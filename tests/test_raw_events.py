@@ -223,17 +223,23 @@ async def test_malformed_events_count_against_the_rate_limit_like_any_other(redi
         await client.close()
 
 
+async def _polling_session(http: httpx.AsyncClient) -> str:
+    """A new user's Socket.IO session over long-polling, connected (session:ready read): its URL."""
+    sid = json.loads((await http.get("/socket.io/?EIO=4&transport=polling")).text[1:])["sid"]
+    url = f"/socket.io/?EIO=4&transport=polling&sid={sid}"
+    await http.post(url, content="40" + json.dumps({"token": token(f"poll-{uuid.uuid4().hex[:8]}"),
+                                                    "device_id": "poll"}))
+    packets: list[str] = []
+    while not any(p.startswith('42["session:ready"') for p in packets):
+        packets += (await http.get(url)).text.split("\x1e")
+    return url
+
+
 async def test_a_long_polling_post_of_many_events_gets_every_ack(raw_server: str) -> None:
     """socket.io-client sends every event it buffered while offline in one POST; python-engineio
     took at most 16 packets and dropped the whole batch beyond that."""
     async with httpx.AsyncClient(base_url=raw_server, timeout=5) as http:
-        sid = json.loads((await http.get("/socket.io/?EIO=4&transport=polling")).text[1:])["sid"]
-        url = f"/socket.io/?EIO=4&transport=polling&sid={sid}"
-        await http.post(url, content="40" + json.dumps({"token": token(f"batch-{uuid.uuid4().hex[:8]}"),
-                                                        "device_id": "poll"}))
-        packets: list[str] = []
-        while not any(p.startswith('42["session:ready"') for p in packets):
-            packets += (await http.get(url)).text.split("\x1e")
+        url = await _polling_session(http)
         assert (await http.post(url, content="\x1e".join(f'42{n}["time:sync",{{}}]' for n in range(40)))).text == "OK"
         acks: set[str] = set()
         while len(acks) < 40:
@@ -263,13 +269,8 @@ async def test_a_long_polling_post_that_is_not_packets_is_a_bad_request_and_the_
     """python-engineio answered these "OK" and logged each as ERROR with its traceback, or (an
     open, a ping, a noop, too large a body) ended the session and left the POST unanswered."""
     async with httpx.AsyncClient(base_url=raw_server, timeout=5) as http:
-        sid = json.loads((await http.get("/socket.io/?EIO=4&transport=polling")).text[1:])["sid"]
-        url = f"/socket.io/?EIO=4&transport=polling&sid={sid}"
-        await http.post(url, content="40" + json.dumps({"token": token(f"poll-{uuid.uuid4().hex[:8]}"),
-                                                        "device_id": "poll"}))
+        url = await _polling_session(http)
         packets: list[str] = []
-        while not any(p.startswith('42["session:ready"') for p in packets):
-            packets += (await http.get(url)).text.split("\x1e")
         refused = await http.post(url, content=body)
         assert refused.status_code == 400 and refused.text.startswith("bad request: "), refused.text
         assert (await http.post(url, content='421["time:sync",{}]')).text == "OK"
