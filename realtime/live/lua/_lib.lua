@@ -352,6 +352,18 @@ local function walk_reply(seq, exercises)
   return {'walk', seq, found, sets}
 end
 
+-- Before an edit or a delete, which always need a walk: nil when the caller walked at the
+-- workout's current seq (`mark` '#<seq>'), or when the script is to walk itself ('*', the
+-- budget allowing); otherwise {'walk', ...} of `exercises`, or {'rate_limited', ms}.
+local function walk_first(mark, exercises)
+  local seq = field('seq')
+  if mark == '#' .. seq then return nil end
+  local limited = over_budget()
+  if limited then return limited end
+  if mark == '*' then return nil end
+  return walk_reply(seq, exercises)
+end
+
 -- Store an exercise's records as the caller walked them.
 local function put_records(exercise, records)
   if records == '' then redis.call('HDEL', K.recs, exercise) else redis.call('HSET', K.recs, exercise, records) end

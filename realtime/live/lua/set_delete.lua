@@ -12,13 +12,9 @@ if closed then return closed end
 local stored = redis.call('HGET', K.sets, set_id)
 if not stored then return {'not_found', 'no such set'} end
 local set = cjson.decode(stored)
-local seq = field('seq')
+local walk = walk_first(ARGV[7], {set.exercise_id})
+if walk then return walk end
 local walk_here = ARGV[7] == '*'
-if walk_here or ARGV[7] ~= '#' .. seq then
-  local limited = over_budget()
-  if limited then return limited end
-  if not walk_here then return walk_reply(seq, {set.exercise_id}) end
-end
 
 redis.call('HDEL', K.sets, set_id)
 redis.call('ZREM', K.order, set_id)

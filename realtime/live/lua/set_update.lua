@@ -21,17 +21,11 @@ local set = cjson.decode(stored)
 for k, v in pairs(cjson.decode(ARGV[8])) do set[k] = v end
 local missing = need_base(set.exercise_id)
 if missing then return missing end
-local seq = field('seq')
+local exercises = {set.exercise_id}
+if old.exercise_id ~= set.exercise_id then table.insert(exercises, old.exercise_id) end
+local walk = walk_first(ARGV[9], exercises)
+if walk then return walk end
 local walk_here = ARGV[9] == '*'
-if walk_here or ARGV[9] ~= '#' .. seq then
-  local limited = over_budget()
-  if limited then return limited end
-  if not walk_here then
-    local exercises = {set.exercise_id}
-    if old.exercise_id ~= set.exercise_id then table.insert(exercises, old.exercise_id) end
-    return walk_reply(seq, exercises)
-  end
-end
 
 local json = cjson.encode(set)
 redis.call('HSET', K.sets, set_id, json)
