@@ -7,8 +7,8 @@ import contextlib
 import logging
 import os
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TYPE_CHECKING
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from typing import TYPE_CHECKING, Any
 
 import socketio
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -66,7 +66,7 @@ async def _supervised(name: str, loop: Callable[[], Awaitable[None]]) -> None:
 @contextlib.asynccontextmanager
 async def lifespan(
     services: Services, sio: socketio.AsyncServer, load_baseline: Callable[[str, str], Awaitable[bytes]],
-    rooms: RoomHandlers,
+    rooms: RoomHandlers, ready_again: Callable[[], Coroutine[Any, Any, None]],
 ) -> AsyncIterator[None]:
     settings = services.settings
     redis = redis_client(settings.redis_url)
@@ -81,6 +81,7 @@ async def lifespan(
         sockets = LocalSockets(sio, settings.max_queued_packets, services.metrics.slow_consumers.inc)
         fanout = Fanout(settings.redis_url, sockets, keys, services.metrics)
         fanout.on_kick = rooms.on_kick
+        fanout.on_restored = ready_again
         timers = TimerScheduler(live, services.metrics)
         devices = Devices(line, live.scripts, keys, settings.max_devices_per_user, on_dead=rooms.purge_dead,
                           on_revived=sockets.drop_all)

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
+from pathlib import Path
 
 import msgspec
 import pytest
+import socketio
 
+from liveset.dev.embedded import EmbeddedRedis
 from realtime.core import protocol
 
 from .clients import Device, check, error, ok, token
@@ -192,3 +196,37 @@ async def test_rest_lists_my_rooms_and_shows_members_and_presence(redis_url: str
                 assert hidden.status_code == 404
         finally:
             await asyncio.gather(o.close(), f.close())
+
+
+async def test_a_device_gone_while_redis_was_down_holds_no_place_once_it_is_back(
+    database_url: str, workdir: Path,
+) -> None:
+    """Its process lives on, so no peer purges its entries: the process itself must remove
+    them once Redis answers again, from the device limit and from room presence."""
+    redis = EmbeddedRedis(workdir / "ghost-valkey", persist=True).start()
+    (uid,) = users("ghost")
+    try:
+        async with in_process(make_settings(redis.url, database_url, max_devices_per_user=2)) as url:
+            phone, watch = await connect(url, uid, "phone"), await connect(url, uid, "watch")
+            room = (await ok(phone, "room:create", {"name": "Ghosts"}))["room"]
+            await ok(watch, "room:join", {"room_id": room["room_id"]})
+            redis.stop()
+            await watch.close()  # its cleanup meets no Redis
+            await asyncio.sleep(1)
+            redis.start()  # same port and data: the app reconnects by itself
+            tablet = Device()
+            for _ in range(100):  # a heartbeat (3 s) after Redis is back, the watch's place is free
+                with contextlib.suppress(socketio.exceptions.ConnectionError):
+                    await tablet.connect(url, {"token": token(uid), "device_id": "tablet"})
+                    break
+                assert any(code in str(tablet.connect_error) for code in ("conflict", "unavailable"))
+                tablet = Device()
+                await asyncio.sleep(0.1)
+            try:
+                await tablet.wait_for("session:ready")
+                again = await ok(phone, "room:join", {"room_id": room["room_id"]})
+                assert presence(again["presence"]) == {uid: (1, None)}
+            finally:
+                await asyncio.gather(phone.close(), tablet.close())
+    finally:
+        redis.stop()

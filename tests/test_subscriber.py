@@ -16,6 +16,8 @@ from realtime.live.fanout import Fanout
 from realtime.live.subscriber import Subscriber
 from realtime.transport.sockets import LocalSockets
 
+from .clients import Device, check, ok
+
 
 @contextlib.asynccontextmanager
 async def running(redis_url: str) -> AsyncIterator[tuple[Subscriber, list[tuple[bytes, bytes]]]]:
@@ -102,3 +104,29 @@ async def test_every_socket_that_listens_waits_until_the_channel_is_subscribed(r
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def test_when_the_pubsub_connection_is_back_every_device_gets_session_ready_again(
+    user: tuple[str, Device, Device], redis_url: str,
+) -> None:
+    """What was published while the connection was down is lost, and a workout's last event
+    lost shows no gap: so each device gets session:ready again, with the snapshot as it
+    stands, and live events flow again after it."""
+    _, phone, watch = user
+    workout_id = str(uuid.uuid4())
+    await ok(phone, "workout:start", {"workout_id": workout_id, "plan": [{"exercise_id": "squat", "sets": 3}]})
+    await watch.wait_seq(workout_id, 1)
+    admin = aioredis.Redis.from_url(redis_url)
+    try:
+        assert await admin.execute_command("CLIENT", "KILL", "TYPE", "pubsub") >= 1
+    finally:
+        await admin.aclose()
+    for device in (phone, watch):
+        again = (await device.wait_for("session:ready", count=2))[1]
+        check("session:ready", again)
+        assert again["active_workout"]["workout_id"] == workout_id
+        assert again["active_workout"]["seq"] == 1
+    logged = await ok(phone, "set:complete", {"workout_id": workout_id, "set_id": str(uuid.uuid4()),
+                                              "exercise_id": "squat", "weight_kg": 100, "reps": 5})
+    _, delivered = await watch.wait_seq(workout_id, logged["seq"])
+    assert delivered["set"]["set_id"] == logged["set"]["set_id"]

@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 
 import msgspec
 import socketio
+from redis.exceptions import RedisError
 
 from realtime.core import protocol as p
 from realtime.core.auth import AuthError
@@ -35,6 +36,7 @@ log = logging.getLogger("liveset.socket")
 
 _AT = re.compile(r" - at `\$\.?([^`]*)`$")
 _NAMED = re.compile(r"(?:unknown|missing required) field `([^`]*)`")
+READY_AGAIN_BATCH = 200  # snapshots read at once when every connection gets session:ready again
 _NUL = f"Expected `str` matching regex {TEXT!r}"
 
 
@@ -214,10 +216,32 @@ class Namespace:
         try:
             await self.services.runtime.fanout.join(session.user_id)
             await self.sio.enter_room(session.sid, user_room(session.user_id))
+        except Exception:
+            log.exception("could not prepare session:ready; dropping the connection")
+            await self.sio.disconnect(session.sid)
+            return
+        await self._send_ready(session)
+
+    async def ready_again(self) -> None:
+        """The process's pub/sub connection was lost and is back: events published meanwhile
+        never reached its sockets, and when one was a workout's last, no later seq shows the
+        gap. So each connection gets session:ready again, with the snapshot as it stands
+        (docs/protocol.md: render it as after a connect, and join the rooms again)."""
+        sessions = [s for s in list(self.sessions.values()) if s.joined]
+        log.warning("pub/sub connection restored; sending session:ready again", extra={"sessions": len(sessions)})
+        for start in range(0, len(sessions), READY_AGAIN_BATCH):
+            await asyncio.gather(*(self._send_ready(s) for s in sessions[start:start + READY_AGAIN_BATCH]))
+
+    async def _send_ready(self, session: Session) -> None:
+        """session:ready with the user's live snapshot; a connection whose snapshot cannot be
+        read is ended (the device reconnects and tries again)."""
+        try:
             snapshot = await self.services.runtime.live.active_snapshot(session.user_id)
         except Exception:
             log.exception("could not prepare session:ready; dropping the connection")
             await self.sio.disconnect(session.sid)
+            return
+        if self.sessions.get(session.sid) is not session:
             return
         ready = p.SessionReady(
             user_id=session.user_id, device_id=session.device_id, server_time=now_ms(),
@@ -290,6 +314,9 @@ class Namespace:
         except AppError as exc:
             outcome = exc.code
             return p.ErrorAck(error=p.ErrorBody(code=exc.code, message=exc.message, details=exc.details))
+        except RedisError:  # a step not wrapped in its own AppError: Redis is restarting or failing over
+            outcome = "unavailable"
+            return p.ErrorAck(error=p.ErrorBody(code="unavailable", message="live state is unreachable; retry"))
         except Exception:
             outcome = "internal"
             log.exception("handler failed", extra={"event": label})

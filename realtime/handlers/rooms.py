@@ -10,6 +10,7 @@ channel order, so nothing published afterwards reaches them.
 
 from __future__ import annotations
 
+import functools
 import logging
 import secrets
 import uuid
@@ -63,10 +64,12 @@ class RoomHandlers:
     async def _enter(self, session: Session, room_id: str) -> bytes:
         runtime = self.services.runtime
         if room_id not in session.rooms:
+            # First what the process's death must undo (purge_dead): should Redis fail here,
+            # nothing is changed, and the client's retry does it all.
+            await runtime.redis.sadd(runtime.live.keys.process_rooms(runtime.devices.process), room_id)
             session.rooms.add(room_id)
             await runtime.fanout.listen(runtime.live.keys.room_channel(room_id))
             await runtime.fanout.sockets.enter(session.sid, group_room(room_id))
-            await runtime.redis.sadd(runtime.live.keys.process_rooms(runtime.devices.process), room_id)
         return await self.presence_change(room_id, "join", self._entry(session), session.user_id)
 
     async def forget(self, session: Session, room_id: str) -> None:
@@ -80,10 +83,13 @@ class RoomHandlers:
     async def disconnected(self, session: Session) -> None:
         for room_id in list(session.rooms):
             await self.forget(session, room_id)
+            entry = self._entry(session)
             try:
-                await self.presence_change(room_id, "leave", self._entry(session))
+                await self.presence_change(room_id, "leave", entry)
             except AppError:
-                log.warning("presence not updated on disconnect; the process heartbeat will", extra={"room": room_id})
+                log.warning("presence not updated on disconnect; tried again after the next heartbeat",
+                            extra={"room": room_id})
+                self.services.runtime.devices.defer(functools.partial(self.presence_change, room_id, "leave", entry))
 
     async def on_kick(self, room_id: str, user_id: str) -> None:
         for session in list(self.sessions.values()):

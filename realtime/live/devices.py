@@ -47,6 +47,7 @@ class Devices:
         self.limit = limit
         self.process = uuid.uuid4().hex[:12]
         self.dead: list[str] = []
+        self._deferred: list[Callable[[], Awaitable[object]]] = []
         self._join = scripts["devices_join"]
         self._beat = scripts["heartbeat"]
 
@@ -65,10 +66,27 @@ class Devices:
         return bool(admitted)
 
     async def leave(self, user_id: str, sid: str) -> None:
+        key, entry = self.keys.connections(user_id), self._entry(sid)
         try:
-            await self.line.call(b"HDEL", self.keys.connections(user_id), self._entry(sid))
+            await self.line.call(b"HDEL", key, entry)
         except RedisError:
-            log.warning("could not unregister a connection; it expires with this process's heartbeat")
+            log.warning("could not unregister a connection; tried again after the next heartbeat")
+            self.defer(lambda: self.line.call(b"HDEL", key, entry))
+
+    def defer(self, step: Callable[[], Awaitable[object]]) -> None:
+        """A disconnect's cleanup that failed because Redis was unreachable (restarting, failing
+        over): tried again after each heartbeat until it succeeds. Peers drop a dead process's
+        entries, but never a live one's: left undone, a gone device would hold a place under
+        the device limit and in room presence for as long as this process lives."""
+        self._deferred.append(step)
+
+    async def _retry_deferred(self) -> None:
+        steps, self._deferred = self._deferred, []
+        for step in steps:
+            try:
+                await step()
+            except (RedisError, AppError):
+                self._deferred.append(step)
 
     async def beat(self) -> list[str]:
         """Refresh this process's heartbeat; returns the processes found dead just now."""
@@ -95,6 +113,7 @@ class Devices:
                 if dead and self.on_dead is not None:
                     log.info("processes stopped beating", extra={"processes": dead})
                     await self.on_dead(dead)
+                await self._retry_deferred()
             except (RedisError, AppError) as exc:
                 log.warning("heartbeat failed", extra={"error": str(exc)})
             await asyncio.sleep(HEARTBEAT_S)

@@ -10,7 +10,8 @@ two events of a workout out of order, and the packet (for the edge's sockets,
 the websocket frame) is encoded once for all recipients, not once per socket.
 
 Pub/sub is at-most-once: a device that sees a gap in `seq`, or reconnects,
-calls workout:sync. A device that stops reading is cut off once its queue is
+calls workout:sync; when the pub/sub connection was lost and is back, every
+local socket gets session:ready again (`on_restored`). A device that stops reading is cut off once its queue is
 long, rather than growing this process's memory; it reconnects and resyncs.
 """
 
@@ -44,12 +45,15 @@ class Fanout:
         self.sockets = sockets
         self.keys = keys
         self.metrics = metrics
-        self.subscriber = Subscriber(redis_url, self.deliver)
+        self.subscriber = Subscriber(redis_url, self.deliver, on_restored=self._restored)
         self.listeners: Counter[str] = Counter()  # channel -> local sockets that need it
         self._channel_prefix = keys.user_channel_prefix().encode()
         self._room_prefix = keys.room_channel("").encode()
         # Set by the namespace: remove a user's sockets here from a group room.
         self.on_kick: Callable[[str, str], Coroutine[Any, Any, None]] | None = None
+        # Set by the namespace: tell every local socket that events may have been lost.
+        self.on_restored: Callable[[], Coroutine[Any, Any, None]] | None = None
+        self._restoring: set[asyncio.Task[None]] = set()
 
     async def listen(self, channel: str) -> None:
         """A local socket needs `channel`; returns once Redis has it subscribed. Every caller
@@ -74,6 +78,13 @@ class Fanout:
 
     async def run(self) -> None:
         await self.subscriber.run()
+
+    def _restored(self) -> None:
+        """The pub/sub connection is back: what was published while it was down is lost."""
+        if self.on_restored is not None:
+            task = asyncio.get_running_loop().create_task(self.on_restored())
+            self._restoring.add(task)
+            task.add_done_callback(self._restoring.discard)
 
     def deliver(self, channel: bytes, data: bytes) -> None:
         if channel.startswith(self._channel_prefix):

@@ -10,13 +10,16 @@ pushes routed to the callback).
 `subscribe` returns once Redis has confirmed the subscription, so what is
 published after it returns is delivered. A lost connection is reopened by
 `run` with backoff and every channel subscribed again; what was published
-meanwhile is lost, which clients repair with `workout:sync` on a `seq` gap.
+meanwhile is lost. Clients repair a `seq` gap with `workout:sync`, but a lost
+event that is a workout's last shows no gap, so `on_restored` is called once
+the channels are subscribed again (the server sends session:ready anew).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from redis.exceptions import RedisError
 
@@ -26,9 +29,11 @@ log = logging.getLogger("liveset.fanout")
 
 
 class Subscriber:
-    def __init__(self, url: str, on_message: PushHandler, timeout_s: float = 5.0) -> None:
+    def __init__(self, url: str, on_message: PushHandler, timeout_s: float = 5.0,
+                 on_restored: Callable[[], None] | None = None) -> None:
         self.options = options_of(url)
         self.on_message = on_message
+        self.on_restored = on_restored
         self.timeout_s = timeout_s
         self.channels: set[str] = set()
         self._connection: Connection | None = None
@@ -54,6 +59,7 @@ class Subscriber:
     async def run(self) -> None:
         """Keep the connection open and subscribed, until cancelled."""
         backoff = 0.1
+        lost = False
         try:
             while True:
                 try:
@@ -63,6 +69,9 @@ class Subscriber:
                     await asyncio.gather(*(connection.send(command(b"SUBSCRIBE", c)) for c in self.channels))
                     self._up.set()
                     backoff = 0.1
+                    if lost and self.on_restored is not None:
+                        self.on_restored()
+                    lost = True
                     await connection.ended
                     log.warning("pub/sub connection lost; reconnecting", extra={"error": str(connection.lost)})
                 except RedisError as exc:
