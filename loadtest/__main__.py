@@ -7,6 +7,7 @@
     python -m loadtest --users 5000 --idle --duration 10 --compare node          # memory per idle connection
     python -m loadtest --users 2500 --rate 100 --storm 1.0 --storm-at 10         # reconnect storm, resync
     python -m loadtest --users 1000 --rate 300 --processes 2 --kill-at 10        # kill -9 of one process
+    python -m loadtest --chaos --processes 3 --users 200 --rate 40 --rooms 0.5 --duration 600   # faults of every kind
     python -m loadtest --users 1000 --rate 300,600,900 --duration 20 --compare node   # highest rate sustained
     python -m loadtest --target http://127.0.0.1:8000 --secret ... --users 100   # a running server
 
@@ -23,24 +24,40 @@ import json
 import multiprocessing
 import os
 import queue
+import random
 import re
 import signal
 import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from . import chaos
 from .chart import draw
 from .config import Config
-from .measure import GC, LOOP_LAG, ProcessWatch, cpu_percent, merge, ms_per_set, percentiles, scrape, stalls
+from .measure import (
+    GC,
+    LOOP_LAG,
+    ProcessWatch,
+    StateWatch,
+    cpu_percent,
+    merge,
+    ms_per_set,
+    percentiles,
+    scrape,
+    stalls,
+)
 from .noisy import main as noisy_main
 from .report import (
+    DRIFT_WINDOW_S,
     NOISY,
     ROUND,
     SUSTAINED_P99_MS,
+    drift,
     fresh_server_memory_only,
     median_of_rounds,
     neighbour_effect,
@@ -50,6 +67,7 @@ from .report import (
 )
 from .samples import Samples
 from .stack import SECRET, Stack
+from .user import PLAN, REPS
 from .worker import main as worker_main
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -61,12 +79,15 @@ def _cpus(text: str | None) -> list[int] | None:
 
 def run_load(cfg: Config, workers: int, client_cpus: list[int] | None, server_pids: list[int],
              kill_at: float | None = None, redis_pid: int | None = None,
-             metrics_urls: list[str] | None = None) -> dict[str, Any]:
+             metrics_urls: list[str] | None = None, on_begin: Callable[[float], None] | None = None,
+             redis_url: str | None = None) -> dict[str, Any]:
     """One load against one server (or several processes of it). `kill_at`: seconds into
     the load at which the first server process gets SIGKILL. `redis_pid`: the Redis server
     both share, whose CPU per set is reported too (a server's Lua runs there, on the
     generator's core in the default layout). `metrics_urls`: liveset processes whose
-    event-loop stalls during the load are read from /metrics."""
+    event-loop stalls during the load are read from /metrics. `on_begin`: told when the
+    load begins (time.monotonic()), once every device has connected. `redis_url`: Redis'
+    memory and keys, and the processes' open tasks, are sampled for the chart."""
     ctx = multiprocessing.get_context("spawn")
     results: Any = ctx.Queue()
     progress: Any = ctx.Queue()
@@ -77,6 +98,7 @@ def run_load(cfg: Config, workers: int, client_cpus: list[int] | None, server_pi
         watch = watches.enter_context(ProcessWatch(server_pids))
         backend = watches.enter_context(ProcessWatch([redis_pid] if redis_pid else []))
         rss_before = watch.rss_mb()
+        state = watches.enter_context(StateWatch(redis_url, metrics_urls or [], watch.start)) if redis_url else None
         procs = [ctx.Process(target=worker_main, args=(cfg, firsts[i], share[i], workers, client_cpus, results,
                                                        progress, go)) for i in range(workers)]
         if cfg.noisy:
@@ -124,6 +146,8 @@ def run_load(cfg: Config, workers: int, client_cpus: list[int] | None, server_pi
                             lag_timer.start()
                         if kill_at is not None:
                             threading.Timer(cfg.arrival_s + kill_at, os.kill, (server_pids[0], signal.SIGKILL)).start()
+                        if on_begin is not None:
+                            on_begin(time.monotonic() + cfg.arrival_s)
             if time.monotonic() - last_print > 5:
                 last_print = time.monotonic()
                 cpu = watch.samples[-1][1] if watch.samples else 0
@@ -160,6 +184,8 @@ def run_load(cfg: Config, workers: int, client_cpus: list[int] | None, server_pi
         "resynced_within_5s": sum(1 for x in total.resync_ms if x <= 5000),
         "resync_gaps": total.resync_gaps,
         "retries": total.retries,
+        "sets_in_flight": total.sets_in_flight,
+        "violations": total.violations,
         "history": {"users_checked": total.history_checked, "acked_sets": total.acked_sets,
                     "lost": total.lost_sets, "duplicated": total.duplicated_sets},
         "gaps": total.gaps,
@@ -187,7 +213,8 @@ def run_load(cfg: Config, workers: int, client_cpus: list[int] | None, server_pi
         "timeline": {"sync_ms": total.sync_ms[:: max(1, len(total.sync_ms) // 5000)],
                      "timer_late_ms": total.timer_late_ms[:: max(1, len(total.timer_late_ms) // 5000)],
                      "generator_stalls_ms": total.stalls_ms,
-                     "server": watch.samples},
+                     "server": watch.samples,
+                     "state": state.samples if state else []},
     }
 
 
@@ -221,6 +248,15 @@ def main() -> None:
     parser.add_argument("--noisy", action="store_true",
                         help="run the load twice, the second time with a noisy neighbour beside it: one more user "
                              "on ten devices at the rate limit, the costliest way (loadtest/noisy.py)")
+    parser.add_argument("--workout-sets", type=int,
+                        help="a user completes the workout after this many sets (stored in Postgres) and starts "
+                             "the next; default: one workout for the whole run, or 20 (the plan) with --chaos")
+    parser.add_argument("--chaos", action="store_true",
+                        help="faults at random times while the users train (loadtest/chaos.py): kill -9 of a "
+                             "process, one frozen past its heartbeat, Valkey and Postgres restarted, devices "
+                             "dropping or not reading; then every invariant checked (loadtest/invariants.py)")
+    parser.add_argument("--chaos-per-kind", type=int, default=5, help="with --chaos: how often each fault happens")
+    parser.add_argument("--seed", type=int, help="with --chaos: the faults' random order and times")
     parser.add_argument("--compare", choices=["node", "pysio"],
                         help="run the same load against a reference peer too (loadtest/peers): the Node.js "
                              "socket.io server, or a plain python-socketio one with its AsyncRedisManager")
@@ -246,10 +282,18 @@ def main() -> None:
                       rest_s=args.rest, duration_s=args.duration, connect_rate=args.connect_rate,
                       timers_only=args.timers_only, label=label, run_id=uuid.uuid4().hex[:8], idle=args.idle,
                       storm=args.storm, storm_at=args.storm_at, storm_spread_s=args.storm_spread,
-                      failover=args.kill_at is not None, rooms=args.rooms, room_size=args.room_size, noisy=noisy)
+                      failover=args.kill_at is not None, rooms=args.rooms, room_size=args.room_size, noisy=noisy,
+                      workout_sets=args.workout_sets or 0)
 
     if args.kill_at is not None and (args.processes < 2 or args.target or args.compare or len(args.rate) > 1):
         parser.error("--kill-at needs --processes 2 or more, one --rate, and no --target or --compare")
+
+    if args.chaos and (args.processes < 2 or args.target or args.compare or args.noisy or len(args.rate) > 1
+                       or args.rounds > 1 or args.kill_at is not None or args.storm):
+        parser.error("--chaos needs --processes 2 or more and one --rate, without --target, --compare, --noisy, "
+                     "--rounds, --kill-at or --storm")
+    if args.chaos:
+        return run_chaos(args, config)
 
     if args.noisy and (args.target or args.compare):
         parser.error("--noisy runs liveset twice, quiet and noisy: no --target or --compare")
@@ -286,11 +330,42 @@ def main() -> None:
                 ours = [u for u, _ in servers] if label.startswith("liveset") else []  # with /metrics
                 for rate in args.rate:
                     results.append(run_load(config(label, url, rate, noisy), args.workers, client_cpus,
-                                            [pid for _, pid in servers], args.kill_at, stack.redis_pid, ours))
+                                            [pid for _, pid in servers], args.kill_at, stack.redis_pid, ours,
+                                            redis_url=stack.redis.url))
                     if ours:
                         results[-1]["server_gc"] = scrape(ours, GC)
                 fresh_server_memory_only(results[first:])
                 stack.stop_servers()
+    save(args, results)
+
+
+def run_chaos(args: argparse.Namespace, config: Callable[..., Config]) -> None:
+    rng = random.Random(args.seed)
+    try:
+        server_plan, device_plan = chaos.schedule(args.duration, args.chaos_per_kind, rng)
+    except ValueError as exc:
+        raise SystemExit(f"python -m loadtest: error: {exc}") from None
+    client_cpus = _cpus(args.client_cpus)
+    with Stack(_cpus(args.server_cpus), _cpus(args.backend_cpus), restartable=True) as stack:
+        servers = stack.liveset(args.processes)
+        pids = [pid for _, pid in servers]
+        faults = chaos.ServerFaults(stack, pids, server_plan, rng)
+        faults.start()
+        cfg = config(f"liveset x{args.processes} chaos", ",".join(u for u, _ in servers), args.rate[0])
+        cfg.failover, cfg.chaos, cfg.database_url = True, device_plan, stack.database_url
+        if args.workout_sets is None:
+            cfg.workout_sets = len(PLAN) * len(REPS)  # the plan done: complete it, start the next
+        result = run_load(cfg, args.workers or len(client_cpus or os.sched_getaffinity(0)), client_cpus, pids,
+                          redis_pid=stack.redis_pid, on_begin=lambda at: setattr(faults, "begin", at),
+                          metrics_urls=[u for u, _ in servers], redis_url=stack.redis.url)
+        result["chaos"] = chaos.report(faults, device_plan, args.chaos_per_kind, result,
+                                       chaos.processes(stack.redis.url, "ls:", len(pids), faults))
+    faults.over.set()  # after the stack has stopped what the thread started
+    faults.join()
+    save(args, [result], chaos.summary(result["chaos"]))
+
+
+def save(args: argparse.Namespace, results: list[dict[str, Any]], verdict: str | None = None) -> None:
     RESULTS.mkdir(exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", args.label or results[0]["label"].split(" @")[0])
@@ -314,6 +389,12 @@ def main() -> None:
     if args.noisy:
         print()
         print(neighbour_effect(results))
+    for run in results:
+        if (windows := drift(run)) is not None:
+            print(f"\n{run['label']}, every {DRIFT_WINDOW_S // 60} minutes:\n{windows}")
+    if verdict is not None:
+        print()
+        print(verdict)
     print(f"\nchart: {chart}")
     print(f"results: {out}")
 

@@ -1,4 +1,5 @@
-"""A PNG of a load-test run: per run, latency percentiles per second and the server's CPU and memory.
+"""A PNG of a load-test run: per run, latency percentiles per second, the server's CPU and memory,
+and (when sampled) Redis' memory and keys and the server's open tasks.
 
     python -m loadtest.chart loadtest/results/<run>.json     # writes <run>.png beside it
 
@@ -43,17 +44,21 @@ def draw(results: list[dict[str, Any]], out: Path) -> Path:
     so that runs compare at a glance."""
     columns = _columns(results)
     rows = max(len(c) for c in columns)
-    fig, axes = plt.subplots(2 * rows, len(columns), figsize=(7 * len(columns), 4.4 * rows), squeeze=False)
+    panels = 3 if any(r["timeline"].get("state") for r in results) else 2  # + Redis and tasks, when sampled
+    fig, axes = plt.subplots(panels * rows, len(columns), figsize=(7 * len(columns), 2.2 * panels * rows),
+                             squeeze=False)
     top = max((x for r in results for key in ("sync_ms", "timer_late_ms") for _, x in r["timeline"][key]),
               default=10)
     for col, runs in enumerate(columns):
         for row in range(rows):
-            latency, resources = axes[2 * row][col], axes[2 * row + 1][col]
+            mine = [axes[panels * row + k][col] for k in range(panels)]
             if row >= len(runs):
-                latency.axis("off")
-                resources.axis("off")
+                for ax in mine:
+                    ax.axis("off")
                 continue
-            _run_panels(runs[row], latency, resources, top)
+            _run_panels(runs[row], mine[0], mine[1], top)
+            if panels == 3:
+                _state_panel(runs[row]["timeline"].get("state", []), mine[2])
     fig.tight_layout()
     fig.savefig(out, dpi=100)
     plt.close(fig)
@@ -89,6 +94,26 @@ def _run_panels(run: dict[str, Any], latency: Any, resources: Any, top: float) -
     resources.set_ylabel("CPU % of one core")
     resources.set_xlabel("seconds since the server was watched")
     resources.grid(alpha=0.3)
+
+
+def _state_panel(state: list[list[float]], ax: Any) -> None:
+    """What must stay flat in a long run: Redis' memory and keys, the servers' open tasks."""
+    if state:
+        t = [s[0] for s in state]
+        ax.plot(t, [s[1] for s in state], color="tab:red", label="Redis MB")
+        keys, tasks = ax.twinx(), ax.twinx()
+        tasks.spines["right"].set_position(("axes", 1.13))  # a third scale: tens of tasks, thousands of keys
+        keys.plot(t, [s[2] for s in state], color="tab:brown", linestyle="--", label="Redis keys")
+        tasks.plot(t, [s[3] for s in state], color="tab:gray", linestyle=":", label="server tasks")
+        keys.set_ylabel("Redis keys (dashed)")
+        tasks.set_ylabel("server asyncio tasks (dotted)")
+        for axis in (keys, tasks):
+            axis.set_ylim(bottom=0, top=max(1.0, *(line.get_ydata().max() for line in axis.lines)) * 1.1)
+        ax.legend(fontsize=7, loc="lower left")
+    ax.set_ylim(bottom=0)
+    ax.set_ylabel("Redis MB")
+    ax.set_xlabel("seconds since the server was watched")
+    ax.grid(alpha=0.3)
 
 
 def main() -> None:

@@ -28,6 +28,12 @@ class Config:
     rooms: float = 0.0  # share of the users training together in group rooms
     room_size: int = 5  # users per room
     noisy: bool = False  # one more user on ten devices at the rate limit, the costliest way (noisy.py)
+    workout_sets: int = 0  # a user completes the workout after this many sets and starts another (0: never)
+    # --chaos (chaos.py): the devices' own faults, (seconds into the load, "drop" | "stop_reading"),
+    # and the database whose stored workouts the users check at the end.
+    chaos: list[tuple[float, str]] | None = None
+    database_url: str | None = None
+    device_limit: int = 10  # the server's MAX_DEVICES_PER_USER, checked at the end of a chaos run
 
     @property
     def period(self) -> float:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from dataclasses import fields
 
 import psutil
 
@@ -25,14 +26,24 @@ def percentiles(values: list[float]) -> dict[str, float | None]:
 
 class ProcessWatch:
     """CPU and RSS of some processes (and their children), sampled every second: the servers,
-    the Redis server, or the load generator's workers."""
+    the Redis server, or the load generator's workers. `pids` is read at every sample: a
+    process started again in place of a killed one (--chaos) is watched from then on."""
 
     def __init__(self, pids: list[int]) -> None:
-        self.procs = [psutil.Process(pid) for pid in pids]
+        self.pids = pids
+        self._procs: dict[int, psutil.Process] = {}
         self.samples: list[tuple[float, float, float]] = []  # (t, cpu %, rss MB)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self.start = time.monotonic()
+
+    @property
+    def procs(self) -> list[psutil.Process]:
+        for pid in self.pids:
+            if pid not in self._procs:
+                with contextlib.suppress(psutil.Error):
+                    self._procs[pid] = psutil.Process(pid)
+        return [self._procs[pid] for pid in self.pids if pid in self._procs]
 
     def rss_mb(self) -> float:
         total = 0
@@ -62,33 +73,56 @@ class ProcessWatch:
         self._thread.join()
 
 
+class StateWatch:
+    """What must stay flat in a long run, every `every_s` seconds on a ProcessWatch's clock:
+    Redis' memory and keys, and the liveset processes' open asyncio tasks and connections
+    (their /metrics)."""
+
+    def __init__(self, redis_url: str, metrics_urls: list[str], start: float, every_s: float = 10.0) -> None:
+        import redis
+
+        self.redis = redis.Redis.from_url(redis_url, socket_timeout=5)
+        self.urls, self.start, self.every_s = metrics_urls, start, every_s
+        self.samples: list[tuple[float, float, int, float, float]] = []  # (t, Redis MB, keys, tasks, connections)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sample(self) -> None:
+        import redis
+
+        try:
+            memory = self.redis.info("memory")["used_memory"] / 2**20
+            keys = self.redis.dbsize()
+        except redis.RedisError:  # restarting (--chaos): no sample this time
+            return
+        server = scrape(self.urls, (TASKS, CONNECTIONS))
+        self.samples.append((round(time.monotonic() - self.start, 1), round(memory, 2), keys,
+                             server.get(TASKS, 0.0), server.get(CONNECTIONS, 0.0)))
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every_s):
+            self._sample()
+
+    def __enter__(self) -> StateWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def merge(parts: list[Samples]) -> Samples:
+    """The workers' samples as one: lists joined, counts added, counters of kinds added kind by kind."""
     total = Samples()
     for part in parts:
-        total.sync_ms += part.sync_ms
-        total.room_ms += part.room_ms
-        total.ack_ms += part.ack_ms
-        total.timer_late_ms += part.timer_late_ms
-        total.timer_fire_late_ms += part.timer_fire_late_ms
-        total.connect_ms += part.connect_ms
-        total.stalls_ms += part.stalls_ms
-        total.sets_sent += part.sets_sent
-        total.timers_fired += part.timers_fired
-        total.gaps += part.gaps
-        total.duplicates += part.duplicates
-        total.out_of_order += part.out_of_order
-        total.connected += part.connected
-        total.dropped += part.dropped
-        total.reconnect_ms += part.reconnect_ms
-        total.resync_ms += part.resync_ms
-        total.resync_gaps += part.resync_gaps
-        total.retries += part.retries
-        total.acked_sets += part.acked_sets
-        total.lost_sets += part.lost_sets
-        total.duplicated_sets += part.duplicated_sets
-        total.history_checked += part.history_checked
-        for kind, n in part.errors.items():
-            total.errors[kind] = total.errors.get(kind, 0) + n
+        for item in fields(Samples):
+            mine, theirs = getattr(total, item.name), getattr(part, item.name)
+            if isinstance(mine, dict):
+                for kind, n in theirs.items():
+                    mine[kind] = mine.get(kind, 0) + n
+            else:
+                setattr(total, item.name, mine + theirs)
     return total
 
 
@@ -104,6 +138,7 @@ def ms_per_set(watch: ProcessWatch, window: tuple[float, float] | None, sets_per
     return round(cpu * 10 / sets_per_s, 3) if cpu is not None and sets_per_s else None
 
 
+TASKS, CONNECTIONS = "liveset_tasks", "liveset_connections"
 GC = ("liveset_gc_pause_seconds_count", "liveset_gc_pause_seconds_sum")  # by generation
 LOOP_LAG = ("liveset_loop_lag_seconds_count", 'liveset_loop_lag_seconds_bucket{le="0.025"}',
             'liveset_loop_lag_seconds_bucket{le="0.1"}')

@@ -131,3 +131,35 @@ def table(results: list[dict[str, Any]]) -> str:
         if r["errors"]:
             lines.append(f"{r['label']} errors: {r['errors']}")
     return "\n".join(lines)
+
+
+DRIFT_WINDOW_S = 300  # a long run's windows, each summarised on one line (drift)
+
+
+def drift(run: dict[str, Any]) -> str | None:
+    """A run of 10 minutes or more, window by window: whether latency, memory, tasks and Redis
+    stay flat after the warm-up, or grow (a leak) or creep (a backlog)."""
+    if run["config"]["duration_s"] < 2 * DRIFT_WINDOW_S:
+        return None
+    timeline = run["timeline"]
+
+    def window(t: float) -> int:
+        return int(t // DRIFT_WINDOW_S)
+
+    def p99(samples: list[list[float]], w: int) -> str:
+        values = sorted(x for t, x in samples if window(t) == w)
+        return f"{values[max(0, int(len(values) * 0.99) - 1)]:.1f}" if values else "-"
+
+    def mean(samples: list[list[float]], column: int, w: int) -> str:
+        values = [s[column] for s in samples if window(s[0]) == w]
+        return f"{sum(values) / len(values):,.0f}" if values else "-"
+
+    last = max(window(s[0]) for s in timeline["server"]) if timeline["server"] else 0
+    lines = [f"{'window':>12} {'sync p99 ms':>12} {'timer p99 ms':>13} {'server RSS MB':>14} {'tasks':>7} "
+             f"{'Redis MB':>9} {'Redis keys':>11}"]
+    for w in range(last + 1):
+        span = f"{w * DRIFT_WINDOW_S // 60}-{(w + 1) * DRIFT_WINDOW_S // 60} min"
+        lines.append(f"{span:>12} {p99(timeline['sync_ms'], w):>12} {p99(timeline['timer_late_ms'], w):>13} "
+                     f"{mean(timeline['server'], 2, w):>14} {mean(timeline['state'], 3, w):>7} "
+                     f"{mean(timeline['state'], 1, w):>9} {mean(timeline['state'], 2, w):>11}")
+    return "\n".join(lines)

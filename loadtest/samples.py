@@ -29,10 +29,12 @@ class Samples:
     resync_ms: list[float] = field(default_factory=list)  # drop -> workout:sync answered and applied
     resync_gaps: int = 0  # events missing after a resync
     retries: int = 0  # calls sent again after their connection dropped (same ids: idempotent)
+    sets_in_flight: int = 0  # set:complete sent again: no ack came before a fault cut it
     acked_sets: int = 0
     lost_sets: int = 0  # acked, yet absent from the workout at the end
     duplicated_sets: int = 0  # one set_id logged twice in the workout's history
     history_checked: int = 0  # users whose history could be read back (workout:sync)
+    violations: dict[str, int] = field(default_factory=dict)  # --chaos: how often each invariant broke
 
     def error(self, kind: str) -> None:
         self.errors[kind] = self.errors.get(kind, 0) + 1

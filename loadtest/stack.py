@@ -54,26 +54,44 @@ def _pinned(cmd: list[str], cpus: list[int] | None) -> list[str]:
 class Stack:
     """Valkey + Postgres (+ the servers started on them); everything stops on exit."""
 
-    def __init__(self, cpus: list[int] | None, backend_cpus: list[int] | None, durable: bool = False) -> None:
+    def __init__(self, cpus: list[int] | None, backend_cpus: list[int] | None, durable: bool = False,
+                 restartable: bool = False) -> None:
+        """`durable`: Postgres syncs to disk. `restartable`: Valkey keeps an append-only file,
+        so that it can be stopped and started again mid-run (--chaos) with nothing lost."""
         self.cpus = cpus
         self.durable = durable
+        self.restartable = restartable
         self.backend_cpus = backend_cpus
         self.dir = Path(tempfile.mkdtemp(prefix="liveset-load-"))
         self.dir.chmod(0o755)
         self.procs: list[subprocess.Popen[bytes]] = []
+        self._spawned: dict[int, tuple[list[str], Path, dict[str, str], Path]] = {}  # pid -> how to start it again
         self._exit = contextlib.ExitStack()
 
     def __enter__(self) -> Stack:
-        self.redis = self._exit.enter_context(EmbeddedRedis(self.dir / "valkey", persist=False).start())
+        self.redis = self._exit.enter_context(EmbeddedRedis(self.dir / "valkey", persist=self.restartable).start())
         self.postgres = self._exit.enter_context(EmbeddedPostgres(self.dir / "postgres", durable=self.durable).start())
         self.database_url = self.postgres.create_database("liveset")
+        self._pin_backends()
+        subprocess.run([sys.executable, "-m", "liveset", "migrate"], check=True, cwd=ROOT,
+                       env={**os.environ, "DATABASE_URL": self.database_url}, capture_output=True)
+        return self
+
+    def _pin_backends(self) -> None:
         if self.backend_cpus:
             for server in (self.redis, self.postgres):
                 assert server.proc is not None
                 os.sched_setaffinity(server.proc.pid, self.backend_cpus)
-        subprocess.run([sys.executable, "-m", "liveset", "migrate"], check=True, cwd=ROOT,
-                       env={**os.environ, "DATABASE_URL": self.database_url}, capture_output=True)
-        return self
+
+    def restart_backend(self, which: str, down_s: float) -> None:
+        """Stop Valkey ("redis") or Postgres ("postgres") the way an operator does (SIGTERM:
+        Valkey writes its append-only file; SIGINT: Postgres' fast shutdown), leave it down
+        for `down_s`, and start it again on the same port and data."""
+        server = self.redis if which == "redis" else self.postgres
+        server.stop()
+        time.sleep(down_s)
+        server.start()
+        self._pin_backends()
 
     @property
     def redis_pid(self) -> int:
@@ -111,14 +129,28 @@ class Stack:
             log = self.dir / f"{name}-{port}.log"
             env = {**os.environ, "PORT": str(port), "REDIS_URL": self.redis.url, "JWT_SECRET": SECRET,
                    **(extra_env or {})}
-            with open(log, "ab") as out:
-                proc = subprocess.Popen(_pinned(command, self.cpus), cwd=cwd, env=env, stdout=out,
-                                        stderr=subprocess.STDOUT)
-            self.procs.append(proc)
-            url = f"http://127.0.0.1:{port}"
-            _wait_healthy(url, proc, log)
-            started.append((url, proc.pid))
+            started.append(self._spawn(command, cwd, env, log))
         return started
+
+    def _spawn(self, command: list[str], cwd: Path, env: dict[str, str], log: Path) -> tuple[str, int]:
+        with open(log, "ab") as out:
+            proc = subprocess.Popen(_pinned(command, self.cpus), cwd=cwd, env=env, stdout=out,
+                                    stderr=subprocess.STDOUT)
+        self.procs.append(proc)
+        self._spawned[proc.pid] = (command, cwd, env, log)
+        url = f"http://127.0.0.1:{env['PORT']}"
+        _wait_healthy(url, proc, log)
+        return url, proc.pid
+
+    def kill_and_restart(self, pid: int, down_s: float) -> int:
+        """kill -9 a server process, and after `down_s` start it again on the same port (its
+        clients have failed over meanwhile); returns the new pid."""
+        proc = next(p for p in self.procs if p.pid == pid)
+        proc.kill()
+        proc.wait()
+        self.procs.remove(proc)
+        time.sleep(down_s)
+        return self._spawn(*self._spawned.pop(pid))[1]
 
     def stop_servers(self) -> None:
         for proc in self.procs:

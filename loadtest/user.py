@@ -39,11 +39,13 @@ class User:
         self.run_start_ns = run_start_ns
         self.workout_id = str(uuid.uuid4())
         self.sent: dict[str, tuple[int, int]] = {}  # set_id -> (emit time ns, device index)
-        self.acked: list[str] = []
+        self.acked: list[str] = []  # of the workout under way
+        self.completed: list[tuple[str, list[str]]] = []  # (workout_id, acked set ids) of those before
         self.offset_ns = 0  # server clock - our clock
         self.room_id: str | None = None
         self.mates: dict[str, User] = {}  # the room's users (self included), by user_id
         self.timer_done = asyncio.Event()
+        self.started = asyncio.Event()  # the workout under way is started (workout:start acked)
         self.finishing = False
         self.devices = [Device(self, i) for i in range(cfg.devices)]
 
@@ -52,30 +54,37 @@ class User:
 
     async def call(self, device: Device, event: str, payload: dict[str, Any]) -> Any:
         """Send like an app: when the connection drops before the ack, send the same request
-        again once a device is back (ids make that safe), and count it as a retry."""
+        again once a device is back (ids make that safe), and count it as a retry. Under
+        --chaos, also when no ack came in time (the connection is given up on, as a frozen
+        server's would be) and when the answer is `unavailable` or `rate_limited`."""
         reconnects = self.cfg.storm > 0 or self.cfg.failover
-        for attempt in range(5):
+        patient = self.cfg.chaos is not None
+        for attempt in range(40 if patient else 5):
             device = self._device_up(device)
             if reconnects and not device.up.is_set():
-                try:
-                    await asyncio.wait_for(device.up.wait(), 30)
+                try:  # under --chaos a device may not read for 50 s, and the other be reconnecting
+                    await asyncio.wait_for(device.up.wait(), 90 if patient else 30)
                 except TimeoutError:
                     break
             started = time.time_ns()
             try:
                 ack = await device.client.call(event, payload, timeout=10)
-            except TimeoutError:
-                self.samples.error(f"{event}: ack timeout")
-                return None
-            except ConnectionError:
-                if not reconnects:
-                    self.samples.error(f"{event}: disconnected")
+            except (TimeoutError, ConnectionError) as exc:
+                if not reconnects or (isinstance(exc, TimeoutError) and not patient):
+                    self.samples.error(f"{event}: {'ack timeout' if isinstance(exc, TimeoutError) else 'disconnected'}")
                     return None
+                if isinstance(exc, TimeoutError):
+                    device.drop()
                 device.up.clear()  # known dead before its reader has noticed: wait for keep_connected
-                self.samples.retries += 1
+                self._retried(event)
                 continue
             if isinstance(ack, dict) and ack.get("ok") is False:
-                self.samples.error(f"{event}: {ack['error'].get('code')}")
+                error = ack["error"]
+                if patient and error.get("code") in ("unavailable", "rate_limited"):
+                    await asyncio.sleep((error.get("details") or {}).get("retry_after_ms", 1000) / 1000)
+                    self._retried(event)
+                    continue
+                self.samples.error(f"{event}: {error.get('code')}")
                 return None
             if event == "set:complete":
                 if attempt == 0:
@@ -85,12 +94,28 @@ class User:
         self.samples.error(f"{event}: no device came back")
         return None
 
+    def _retried(self, event: str) -> None:
+        self.samples.retries += 1
+        if event == "set:complete":
+            self.samples.sets_in_flight += 1
+
     async def enter_room(self, device: Device, how: dict[str, str]) -> bool:
-        """room:join on one device (presence is per device): how = {invite_code} or {room_id}."""
-        try:
-            ack = await device.client.call("room:join", how, timeout=10)
-        except (TimeoutError, ConnectionError):
-            ack = None
+        """room:join on one device (presence is per device): how = {invite_code} or {room_id}.
+        Under --chaos an `unavailable` is tried again, and a connection lost meanwhile is
+        left to keep_connected, which enters again once it is back."""
+        for _ in range(30):
+            try:
+                ack = await device.client.call("room:join", how, timeout=10)
+            except (TimeoutError, ConnectionError):
+                if self.cfg.chaos is not None:
+                    device.drop()
+                    return False
+                ack = None
+            if self.cfg.chaos is not None and isinstance(ack, dict) and not ack.get("ok") \
+                    and ack["error"].get("code") == "unavailable":
+                await asyncio.sleep(1)
+                continue
+            break
         return answered(self.samples, "room:join", ack)
 
     def room_activity(self, data: Any, now_ns: int) -> None:
@@ -121,10 +146,7 @@ class User:
         # Users arrive spread out, as they would, not all in one instant.
         await asyncio.sleep(max(0.0, arrive_at - time.monotonic()))
         await self.sync_clock()
-        start = {"workout_id": self.workout_id, "plan": PLAN}
-        if self.room_id is not None:
-            start["room_id"] = self.room_id
-        if await self.call(self.devices[0], "workout:start", start) is None:
+        if not await self.start_workout(self.workout_id):
             return
         next_at = first_slot
         n = 0
@@ -150,10 +172,34 @@ class User:
             self.sent[set_id] = (time.time_ns(), device.index)
             self.samples.sets_sent += 1
             ack = await self.call(device, "set:complete", {
-                "workout_id": self.workout_id, "set_id": set_id, **training_set(self.index, n - 1)})
-            if ack is not None and self.cfg.rest_s > 0:
+                "workout_id": self.workout_id, "set_id": set_id, **training_set(self.index, len(self.acked))})
+            if self.cfg.workout_sets and len(self.acked) >= self.cfg.workout_sets:
+                if not await self.next_workout(device):
+                    return
+            elif ack is not None and self.cfg.rest_s > 0:
                 await self.call(device, "rest:start", {"workout_id": self.workout_id, "duration_s": self.cfg.rest_s})
             next_at += period
+
+    async def start_workout(self, workout_id: str) -> bool:
+        start = {"workout_id": workout_id, "plan": PLAN}
+        if self.room_id is not None:
+            start["room_id"] = self.room_id
+        if await self.call(self.devices[0], "workout:start", start) is None:
+            return False
+        self.started.set()
+        return True
+
+    async def next_workout(self, device: Device) -> bool:
+        """After the workout's last set (--workout-sets), as people train: complete it (stored
+        in Postgres) and start the next one, whose seqs begin again at 1."""
+        if await self.call(device, "workout:complete", {"workout_id": self.workout_id}) is None:
+            return False
+        self.completed.append((self.workout_id, self.acked))
+        self.started.clear()  # no workout:sync of the next one before it exists (Device._resync)
+        self.workout_id, self.acked = str(uuid.uuid4()), []
+        for each in self.devices:
+            each.new_workout()
+        return await self.start_workout(self.workout_id)
 
     async def verify(self) -> None:
         """Every acked set is in the workout's history exactly once (workout:sync from 0).
@@ -180,6 +226,9 @@ class User:
         self.samples.duplicated_sets += sum(1 for n in counts.values() if n > 1)
 
     async def finish(self) -> None:
+        if self.cfg.chaos is not None:  # checked and completed by invariants.check
+            await asyncio.gather(*(d.client.close() for d in self.devices), return_exceptions=True)
+            return
         self.finishing = True
         await self.verify()
         # The reference peer has no discard; an error ack there is expected and not counted.

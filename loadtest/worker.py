@@ -23,10 +23,12 @@ from realtime.core.loop_lag import lateness
 
 from .config import Config
 from .device import Device
+from .invariants import check
 from .samples import Samples
 from .user import User
 
 STALL_PROBE_S = 0.01  # the generator times a sleep this long to find its own stalls
+FAULTY_SHARE = 0.1  # --chaos: the share of a worker's devices that each device fault strikes
 
 async def _connect_all(users: list[User], per_second: float, samples: Samples) -> None:
     interval = 1.0 / per_second if per_second > 0 else 0
@@ -119,17 +121,35 @@ async def _run(cfg: Config, first: int, count: int, workers: int, progress: Queu
         for device in random.sample(devices, round(len(devices) * cfg.storm)):
             device.drop()
 
+    async def device_faults(plan: list[tuple[float, str]]) -> None:
+        """A share of the devices drops its connection, or stops reading it for up to 50 s
+        (ending before the quiet end of the run), at each time of the plan."""
+        end = max(at for at, _ in plan)
+        for at, kind in plan:
+            await asyncio.sleep(max(0.0, begin + at - time.monotonic()))
+            devices = [d for u in users for d in u.devices if d.up.is_set()]
+            for device in random.sample(devices, round(len(devices) * FAULTY_SHARE)):
+                if kind == "drop":
+                    device.drop()
+                else:
+                    background.append(asyncio.create_task(device.stop_reading(
+                        min(random.uniform(5, 50), end - at + 1))))
+
     background = [asyncio.create_task(report()), asyncio.create_task(watch_loop())]
     if cfg.storm > 0 or cfg.failover:
         background += [asyncio.create_task(d.keep_connected()) for u in users for d in u.devices]
     if cfg.storm > 0:
         background.append(asyncio.create_task(storm()))
+    if cfg.chaos:
+        background.append(asyncio.create_task(device_faults(cfg.chaos)))
     await asyncio.gather(*(
         u.run(begin - arrival + arrival * i / max(1, count), begin + period * i / max(1, count), period, deadline)
         for i, u in enumerate(users)
     ))
     # Let the last timers fire, and every worker finish measuring, before cleaning up.
     await asyncio.sleep(cfg.rest_s + 3)
+    if cfg.chaos is not None:
+        await check(users, cfg)
     await asyncio.gather(*(u.finish() for u in users))
     for task in background:
         task.cancel()

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from loadtest.chaos import DEVICE_FAULTS, SERVER_FAULTS
 from loadtest.measure import LOOP_LAG, stalls
-from loadtest.report import median_of_rounds, versus_peer
+from loadtest.report import drift, median_of_rounds, versus_peer
 from loadtest.stack import NODE_PEER
 
 from .servers import ROOT
@@ -66,7 +67,7 @@ def test_a_reconnect_storm_and_a_killed_process_are_survived_and_checked() -> No
     assert storm["errors"] == {} and storm["history"]["lost"] == 0 and storm["history"]["duplicated"] == 0
     killed = run_tool("--users", "20", "--rate", "20", "--duration", "4", "--processes", "2", "--kill-at", "1",
                       "--label", "kill")
-    # Device 0 of every user was on the killed process: each came back on the other one.
+    # One device of every user was on the killed process: each came back on the other one.
     assert killed["dropped"] == 20 and killed["resynced_within_5s"] == 20 and killed["resync_gaps"] == 0
     assert killed["errors"] == {} and killed["history"]["lost"] == 0 and killed["history"]["duplicated"] == 0
     assert killed["history"]["acked_sets"] == killed["sets_sent"]
@@ -111,6 +112,24 @@ def test_server_stalls_are_the_loop_lag_observed_between_the_two_scrapes() -> No
     after = {count: 400.0, le_25ms: 396.0, le_100ms: 398.0}  # three more over 25 ms, two of them over 100 ms
     assert stalls(before, after) == {"over_25ms": 3, "over_100ms": 2}
     assert stalls({}, after) is None  # not a liveset server (no /metrics): unknown, not zero
+
+
+def test_a_long_run_is_summarised_per_window_so_that_growth_shows() -> None:
+    # 15 minutes: sync latency, RSS, tasks and Redis keys each grow in the last window.
+    run = {"config": {"duration_s": 900}, "timeline": {
+        "sync_ms": [[t, 2.0 if t < 600 else 40.0] for t in range(0, 900, 3)],
+        "timer_late_ms": [[t, 1.0] for t in range(0, 900, 3)],
+        "server": [[t, 50.0, 100.0 if t < 600 else 180.0] for t in range(900)],
+        "state": [[t, 20.0, 3000 if t < 600 else 9000, 30.0 if t < 600 else 900.0, 400.0] for t in range(0, 900, 10)],
+    }}
+    header, first, second, third = drift(run).splitlines()
+    assert header.split() == ["window", "sync", "p99", "ms", "timer", "p99", "ms", "server", "RSS", "MB", "tasks",
+                              "Redis", "MB", "Redis", "keys"]
+    assert first.split() == ["0-5", "min", "2.0", "1.0", "100", "30", "20", "3,000"]
+    assert second.split()[2:] == first.split()[2:]
+    assert third.split() == ["10-15", "min", "40.0", "1.0", "180", "900", "20", "9,000"]
+    run["config"]["duration_s"] = 300  # too short to have windows to compare
+    assert drift(run) is None
 
 
 def test_rounds_take_turns_and_the_median_of_each_servers_rounds_judges() -> None:
@@ -160,3 +179,15 @@ def test_each_reference_peer_serves_the_same_load_in_every_round(peer_name: str)
         assert run["errors"] == {} and run["gaps"] == 0 and run["duplicates"] == 0, run["label"]
         assert run["sets_sent"] >= 20 and run["sync_latency_ms"]["n"] == run["sets_sent"]
         assert run["timers_fired"] == run["sets_sent"]
+
+
+def test_a_chaos_run_with_every_fault_ends_clean_and_retried_sets_in_flight() -> None:
+    run = run_tool("--chaos", "--chaos-per-kind", "1", "--processes", "2", "--users", "20", "--rate", "5",
+                   "--rooms", "0.5", "--duration", "110", "--seed", "7", "--label", "chaos")
+    outcome = run["chaos"]
+    assert outcome["broken"] == {} and outcome["fault_failures"] == [], outcome
+    assert set(outcome["faults"]) == {*SERVER_FAULTS, *DEVICE_FAULTS}
+    assert all(n == 1 for n in outcome["faults"].values()) and outcome["clean"]
+    # A process was frozen for 16 s: the sets sent to it got no ack and were sent again, same set_id.
+    assert outcome["sets_in_flight_retried"] > 0
+    assert outcome["processes"]["found_dead"] == 2 and outcome["processes"]["beating"] == 2

@@ -6,6 +6,8 @@ don't collide, and so /metrics shows exactly this server's figures.
 
 from __future__ import annotations
 
+import asyncio
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -45,6 +47,9 @@ class Metrics:
             "liveset_timers_fired", "Rest timers this process fired (finished events)", registry=self.registry
         )
 
+        self.tasks = Gauge("liveset_tasks", "asyncio tasks open in this process", registry=self.registry)
+        self.tasks.set_function(_open_tasks)
+
         self.gc_pause = Histogram(
             "liveset_gc_pause_seconds", "Garbage collection pauses by generation", ["generation"],
             buckets=_LATENCY_BUCKETS, registry=self.registry,
@@ -66,3 +71,11 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def _open_tasks() -> float:
+    """Read when /metrics is rendered, on the event loop; a long run's leak shows here."""
+    try:
+        return len(asyncio.all_tasks())
+    except RuntimeError:  # no running loop (rendered outside one)
+        return 0
