@@ -7,6 +7,7 @@ import contextlib
 import threading
 import time
 from dataclasses import fields
+from typing import Self
 
 import psutil
 
@@ -24,17 +25,40 @@ def percentiles(values: list[float]) -> dict[str, float | None]:
     return {"n": len(ordered), "p50": at(0.5), "p90": at(0.9), "p99": at(0.99), "max": round(ordered[-1], 2)}
 
 
-class ProcessWatch:
+class _Sampler:
+    """A thread that calls `_sample` every `every_s` seconds while the `with` block runs."""
+
+    def __init__(self, every_s: float) -> None:
+        self.every_s = every_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sample(self) -> None:
+        raise NotImplementedError
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every_s):
+            self._sample()
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+class ProcessWatch(_Sampler):
     """CPU and RSS of some processes (and their children), sampled every second: the servers,
     the Redis server, or the load generator's workers. `pids` is read at every sample: a
     process started again in place of a killed one (--chaos) is watched from then on."""
 
     def __init__(self, pids: list[int]) -> None:
+        super().__init__(1.0)
         self.pids = pids
         self._procs: dict[int, psutil.Process] = {}
         self.samples: list[tuple[float, float, float]] = []  # (t, cpu %, rss MB)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
         self.start = time.monotonic()
 
     @property
@@ -60,20 +84,14 @@ class ProcessWatch:
         return total
 
     def _run(self) -> None:
-        self._cpu()
-        while not self._stop.wait(1.0):
-            self.samples.append((time.monotonic() - self.start, self._cpu(), self.rss_mb()))
+        self._cpu()  # psutil's first reading of each process is 0: a baseline
+        super()._run()
 
-    def __enter__(self) -> ProcessWatch:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
+    def _sample(self) -> None:
+        self.samples.append((time.monotonic() - self.start, self._cpu(), self.rss_mb()))
 
 
-class StateWatch:
+class StateWatch(_Sampler):
     """What must stay flat in a long run, every `every_s` seconds on a ProcessWatch's clock:
     Redis' memory and keys, and the liveset processes' open asyncio tasks and connections
     (their /metrics)."""
@@ -81,11 +99,10 @@ class StateWatch:
     def __init__(self, redis_url: str, metrics_urls: list[str], start: float, every_s: float = 10.0) -> None:
         import redis
 
+        super().__init__(every_s)
         self.redis = redis.Redis.from_url(redis_url, socket_timeout=5)
-        self.urls, self.start, self.every_s = metrics_urls, start, every_s
+        self.urls, self.start = metrics_urls, start
         self.samples: list[tuple[float, float, int, float, float]] = []  # (t, Redis MB, keys, tasks, connections)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _sample(self) -> None:
         import redis
@@ -98,18 +115,6 @@ class StateWatch:
         server = scrape(self.urls, (TASKS, CONNECTIONS))
         self.samples.append((round(time.monotonic() - self.start, 1), round(memory, 2), keys,
                              server.get(TASKS, 0.0), server.get(CONNECTIONS, 0.0)))
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.every_s):
-            self._sample()
-
-    def __enter__(self) -> StateWatch:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 def merge(parts: list[Samples]) -> Samples:

@@ -55,7 +55,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     rate_burst: int = 60
     # What one user's devices together may make Redis do, across processes: cost units a second
     # and in a row (a unit: one plain step such as a set; live_state.py, BUDGET_PER_S).
-    user_budget_per_s: float = 20.0
+    user_budget_per_s: float = 10.0
     user_budget_burst: int = 200
     # The REST side's /api/ routes, per user (per address without a valid token), across processes.
     rest_rate_per_s: float = 10.0
