@@ -102,7 +102,7 @@ def _state_panel(state: list[list[float]], ax: Any) -> None:
         t = [s[0] for s in state]
         ax.plot(t, [s[1] for s in state], color="tab:red", label="Redis MB")
         keys, tasks = ax.twinx(), ax.twinx()
-        tasks.spines["right"].set_position(("axes", 1.13))  # a third scale: tens of tasks, thousands of keys
+        tasks.spines["right"].set_position(("axes", 1.22))  # a third scale: tens of tasks, thousands of keys
         keys.plot(t, [s[2] for s in state], color="tab:brown", linestyle="--", label="Redis keys")
         tasks.plot(t, [s[3] for s in state], color="tab:gray", linestyle=":", label="server tasks")
         keys.set_ylabel("Redis keys (dashed)")
