@@ -77,7 +77,7 @@ async def lifespan(
         pool = await create_pool(settings.database_url)
         keys = Keys(settings.redis_prefix)
         live = LiveState(redis, line, keys, load_baseline, settings.workout_log_cap,
-                         (settings.user_budget_per_s, settings.user_budget_burst))
+                         (settings.user_budget_per_s, settings.user_budget_burst), settings.ended_keep_s)
         sockets = LocalSockets(sio, settings.max_queued_packets, services.metrics.slow_consumers.inc)
         fanout = Fanout(settings.redis_url, sockets, keys, services.metrics)
         fanout.on_kick = rooms.on_kick

@@ -49,7 +49,8 @@ class Detours(JourneyMachine):
             if w:
                 assert self.rest_get(user, f"/api/v1/workouts/{w.wid}").status_code == 404
         elif op == "workout:sync":
-            assert self.sync(ph, w, 0, learn=False)[-1][1] == w.end_ack  # an ended workout syncs for a day
+            # an ended workout syncs for ENDED_WORKOUT_KEEP_S: longer than a run
+            assert self.sync(ph, w, 0, learn=False)[-1][1] == w.end_ack
         elif (op, w.status) in (("workout:complete", "completed"), ("workout:discard", "discarded")):
             assert self.call(ph, op, payload) == w.end_ack
         elif op == "set:update" and not w.sets:

@@ -109,29 +109,72 @@ async def test_a_workout_from_a_plan_completes_and_its_history_has_the_plan(
     assert [s["exercise_id"] for s in stored["sets"]] == exercises
 
 
-async def test_a_completed_workout_id_stays_refused_after_the_live_state_forgot_it(
-    user, settings, redis_url: str, database_url: str
+async def test_an_ended_workout_is_kept_a_while_then_only_the_history_answers_for_it(
+    redis_url: str, database_url: str
 ) -> None:
-    # A device replays its offline start and sets after the ended workout's keys expired (a day):
-    # the replay must be refused, not acked into a new live workout whose sets are never stored.
-    uid, phone, watch = user
-    wid = new_id()
-    await ok(phone, "workout:start", {"workout_id": wid, "name": "Legs"})
-    (kept,) = await log_sets(phone, wid, [("squat", 100, 5)])
-    await ok(phone, "workout:complete", {"workout_id": wid})
-    redis = redis_client(redis_url)
-    try:
-        keys = Keys(settings.redis_prefix)
-        await redis.delete(*keys.workout(uid, wid)[:2], *keys.workout(uid, wid)[3:9])  # as their expiry would
-    finally:
-        await redis.aclose()
-    err = await error(watch, "workout:start", {"workout_id": wid, "name": "Legs"})
-    assert err["code"] == "conflict" and err["details"] == {"workout_id": wid, "status": "completed"}
-    assert (await error(watch, "set:complete", {"workout_id": wid, "set_id": new_id(), "exercise_id": "squat",
-                                                "weight_kg": 105, "reps": 5}))["code"] == "not_found"
-    stored = await rows(database_url, "SELECT id FROM workout_sets WHERE user_id = $1", uid)
-    assert [str(r["id"]) for r in stored] == [kept]
-    await ok(watch, "workout:start", {"workout_id": new_id()})  # a new id starts as ever
+    # Redis keeps an ended workout for retries and late syncs (ENDED_WORKOUT_KEEP_S), then lets it
+    # go. After that a device that comes back must still learn that the workout was completed
+    # (conflict, status completed), and a replay of its offline start must be refused, not acked
+    # into a new live workout whose sets would never be stored.
+    uid = f"user-{uuid.uuid4().hex[:8]}"
+    settings = make_settings(redis_url, database_url, ended_keep_s=2)
+    async with in_process(settings) as url:
+        phone = await Device().connect(url, {"token": token(uid), "device_id": "phone"})
+        watch = await Device().connect(url, {"token": token(uid), "device_id": "watch"})
+        redis = redis_client(redis_url)
+        try:
+            await phone.wait_for("session:ready")
+            await watch.wait_for("session:ready")
+            wid, discarded = new_id(), new_id()
+            await ok(phone, "workout:start", {"workout_id": wid, "name": "Legs"})
+            set_event = {"workout_id": wid, "set_id": new_id(), "exercise_id": "squat", "weight_kg": 100, "reps": 5}
+            acked = await ok(phone, "set:complete", set_event)
+            done = await ok(phone, "workout:complete", {"workout_id": wid})
+            await ok(phone, "workout:start", {"workout_id": discarded})
+            await ok(phone, "workout:discard", {"workout_id": discarded})
+            # Within the window: a repeat gets its first ack, a sync the events it missed.
+            assert await ok(watch, "set:complete", set_event) == acked
+            assert await ok(watch, "workout:complete", {"workout_id": wid}) == done
+            missed = await ok(watch, "workout:sync", {"workout_id": wid, "since_seq": 1})
+            assert [e["event"] for e in missed["events"]][-1] == "workout:completed"
+            late = await error(watch, "set:complete", {**set_event, "set_id": new_id()})
+            assert (late["code"], late["details"]) == ("conflict", {"status": "completed"})
+            every = Keys(settings.redis_prefix).workout
+            keys = [k for w in (wid, discarded) for k in every(uid, w)[:2] + every(uid, w)[3:8]]
+            assert await redis.exists(*keys) > 0
+            for _ in range(50):
+                if not await redis.exists(*keys):
+                    break
+                await asyncio.sleep(0.1)
+            assert not await redis.exists(*keys), "the ended workout's keys outlived ENDED_WORKOUT_KEEP_S"
+            # After it: the history answers for the completed workout, whatever the event, as a
+            # late set was answered before.
+            for event, payload in [
+                ("workout:sync", {"workout_id": wid, "since_seq": 1}),
+                ("set:complete", set_event),
+                ("set:complete", {**set_event, "set_id": new_id()}),
+                ("workout:complete", {"workout_id": wid}),
+                ("rest:start", {"workout_id": wid, "duration_s": 60}),
+            ]:
+                assert await error(watch, event, payload) == late, event
+            err = await error(watch, "workout:start", {"workout_id": wid, "name": "Legs"})
+            assert (err["code"], err["details"]) == ("conflict", {"workout_id": wid, "status": "completed"})
+            # A workout never completed is not found, as before; nor is another user's.
+            gone = {"workout_id": discarded, "since_seq": 0}
+            assert (await error(watch, "workout:sync", gone))["code"] == "not_found"
+            stranger = await Device().connect(url, {"token": token(uid + "x"), "device_id": "phone"})
+            try:
+                theirs = {"workout_id": wid, "since_seq": 0}
+                assert (await error(stranger, "workout:sync", theirs))["code"] == "not_found"
+            finally:
+                await stranger.close()
+            stored = await rows(database_url, "SELECT id FROM workout_sets WHERE user_id = $1", uid)
+            assert [str(r["id"]) for r in stored] == [set_event["set_id"]]
+            await ok(watch, "workout:start", {"workout_id": new_id()})  # a new id starts as ever
+        finally:
+            await redis.aclose()
+            await phone.close()
+            await watch.close()
 
 
 async def test_a_workout_postgres_cannot_store_says_so_and_stays_live_with_its_data(

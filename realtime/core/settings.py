@@ -44,6 +44,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # A live workout with no activity for this long is ended: completed when it has
     # sets, discarded when it has none.
     workout_idle_s: int = 12 * 3600
+    # An ended workout's live state (its event log, the acks repeats get, its sets) stays this
+    # long for retries and late syncs; then it is only in the history (a completed one).
+    ended_keep_s: int = 600
     # Packets queued for one socket before it counts as not reading and is cut off.
     max_queued_packets: int = 1000
     # Members a new group room may have.
@@ -140,6 +143,7 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         max_message_bytes=_int(env, "MAX_MESSAGE_BYTES", 1024 * 1024, 64 * 1024, 16 * 1024 * 1024),
         workout_log_cap=_int(env, "WORKOUT_LOG_CAP", 1000, 10, 100_000),
         workout_idle_s=_int(env, "WORKOUT_IDLE_TIMEOUT_S", 12 * 3600, 60, 30 * 86400),
+        ended_keep_s=_int(env, "ENDED_WORKOUT_KEEP_S", 600, 1, 7 * 86400),
         max_queued_packets=_int(env, "MAX_QUEUED_PACKETS", 1000, 10, 1_000_000),
         max_room_members=_int(env, "MAX_ROOM_MEMBERS", 50, 2, 1000),
         max_devices_per_user=_int(env, "MAX_DEVICES_PER_USER", 10, 1, 1000),

@@ -8,7 +8,7 @@ the session or the clock, and tell the scheduler about new timer ends.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import msgspec
@@ -21,7 +21,7 @@ from realtime.core import protocol as p
 from realtime.core.errors import AppError
 from realtime.core.records import baseline_json
 from realtime.live import persist
-from realtime.live.live_state import now_ms
+from realtime.live.live_state import NoSuchWorkout, now_ms
 from realtime.live.room_state import workout_ended
 from realtime.live.services import Services
 
@@ -47,8 +47,7 @@ class WorkoutHandlers:
         self.rooms = rooms
 
     def table(self) -> dict[str, Handler]:
-        return {
-            "workout:start": self.start,
+        of_a_workout: dict[str, Handler] = {
             "workout:pause": self.pause,
             "workout:resume": self.resume,
             "workout:discard": self.discard,
@@ -61,6 +60,20 @@ class WorkoutHandlers:
             "rest:adjust": self.adjust_rest,
             "rest:skip": self.skip_rest,
         }
+        return {"workout:start": self.start, **{name: self._or_history(h) for name, h in of_a_workout.items()}}
+
+    def _or_history(self, handler: Handler) -> Handler:
+        """A workout the live state no longer holds may be in the history: a device that comes
+        back after the live state let an ended workout go (settings.ended_keep_s) gets the answer
+        it would have got before (conflict, status completed) instead of not_found."""
+        async def handle(session: Session, payload: Any) -> Any:
+            try:
+                return await handler(session, payload)
+            except NoSuchWorkout:
+                if await self._completed(session.user_id, payload.workout_id):
+                    raise AppError("conflict", "the workout has been completed", {"status": "completed"}) from None
+                raise
+        return handle
 
     async def _baselines(self, user_id: str, exercises: list[str]) -> dict[str, bytes]:
         """The user's standing records for each exercise, from Postgres in one query."""
@@ -77,7 +90,9 @@ class WorkoutHandlers:
 
     async def start(self, session: Session, payload: p.WorkoutStart) -> msgspec.Raw:
         runtime = self.services.runtime
-        await self._never_completed(session.user_id, payload.workout_id)
+        if await self._completed(session.user_id, payload.workout_id):
+            raise AppError("conflict", "this workout was completed; start a new one with a new workout_id",
+                           {"workout_id": str(payload.workout_id), "status": "completed"})
         if payload.room_id is not None:
             try:
                 member = await db_rooms.is_member(runtime.db, payload.room_id, session.user_id)
@@ -91,17 +106,15 @@ class WorkoutHandlers:
         await self._preload_planned_records(session.user_id, payload)
         return ack
 
-    async def _never_completed(self, user_id: str, workout_id: UUID) -> None:
-        """A completed workout's id is refused for good: the live state forgets an ended workout
-        after a day, so a device replaying its offline start later would otherwise get a new live
-        workout whose completion finds the stored one and stores nothing of it."""
+    async def _completed(self, user_id: str, workout_id: UUID) -> bool:
+        """Whether the history has this workout. A completed workout's id is refused for good: the
+        live state forgets an ended workout (settings.ended_keep_s), so a device replaying its
+        offline start later would otherwise get a new live workout whose completion finds the
+        stored one and stores nothing of it."""
         try:
-            completed = await db_workouts.exists(self.services.runtime.db, user_id, workout_id)
+            return await db_workouts.exists(self.services.runtime.db, user_id, workout_id)
         except (PostgresError, InterfaceError, OSError, TimeoutError):
             raise AppError("unavailable", "workout history is unreachable; retry") from None
-        if completed:
-            raise AppError("conflict", "this workout was completed; start a new one with a new workout_id",
-                           {"workout_id": str(workout_id), "status": "completed"})
 
     async def _preload_planned_records(self, user_id: str, payload: p.WorkoutStart) -> None:
         """The planned exercises' standing records in one query, so that no set waits for them.

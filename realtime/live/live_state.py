@@ -39,7 +39,6 @@ SCRIPTS = (
     "devices_join", "heartbeat", "presence_change", "rate_take",
 )
 TIMERS_PER_CALL = 500
-ENDED_KEEP_S = 24 * 3600  # an ended workout's keys outlive it a day: retries and late syncs find it
 RECORDS_SEEN = 20_000  # workout exercises whose records a process keeps for the next set: ~1 KB each
 # What one user's devices may make Valkey do, across devices and processes (lua/_lib.lua: spend):
 # the steps that go through the whole workout (walks, replays) spend cost units from a budget
@@ -110,14 +109,20 @@ def _json_or_null(value: object) -> bytes:
     return b"null" if value is None else _encode(value)
 
 
+class NoSuchWorkout(AppError):
+    """The live state has no such workout of the user's: never started, another user's, or
+    ended longer ago than it keeps ended workouts (the handlers then look in the history)."""
+
+
 class LiveState:
     def __init__(
         self, redis: Redis, line: ScriptLine, keys: Keys, load_baseline: BaselineLoader, log_cap: int,
-        budget: tuple[float, int] = (10.0, 200),
+        budget: tuple[float, int] = (10.0, 200), ended_keep_s: int = 600,
     ) -> None:
         self.redis = redis  # for the few plain commands off the hot path
         self.line = line  # every script
         self.log_cap = log_cap
+        self.ended_keep_s = ended_keep_s  # settings.ended_keep_s
         self.keys = keys
         self.load_baseline = load_baseline
         # (workout_id, exercise_id) -> its standing and stored records as of the last set logged here
@@ -163,7 +168,7 @@ class LiveState:
     ) -> tuple[msgspec.Raw, str | None]:
         """The ack, and the room the workout was started in when this call ended it."""
         guard = () if idle_since is None else (idle_since,)
-        reply = await self._call("workout_discard", user_id, workout_id, ENDED_KEEP_S, *guard)
+        reply = await self._call("workout_discard", user_id, workout_id, self.ended_keep_s, *guard)
         ack = _ack(reply)
         room = msgspec.json.decode(reply[2]) if len(reply) > 2 else None
         return ack, room
@@ -201,7 +206,7 @@ class LiveState:
         return _ack(reply)
 
     async def complete_finish(self, user_id: str, workout_id: str, exercise_count: int) -> msgspec.Raw:
-        return await self._change("workout_complete_finish", user_id, workout_id, ENDED_KEEP_S, exercise_count)
+        return await self._change("workout_complete_finish", user_id, workout_id, self.ended_keep_s, exercise_count)
 
     async def complete_abort(self, user_id: str, workout_id: str) -> None:
         await self._call("workout_complete_abort", user_id, workout_id)
@@ -411,7 +416,9 @@ def _ack(reply: list[Any]) -> msgspec.Raw:
         return msgspec.Raw(reply[1])
     message = reply[1].decode() if len(reply) > 1 else None
     if status == b"not_found":
-        raise AppError("not_found", message or "no such workout")
+        if message is None:
+            raise NoSuchWorkout("not_found", "no such workout")
+        raise AppError("not_found", message)
     if status == b"ended":
         raise AppError("conflict", _ENDED.get(reply[1], "the workout has ended"), {"status": message})
     if status == b"active":
