@@ -4,7 +4,9 @@ The server's faults, one at a time, each kind `per_kind` times in a shuffled ord
 kill -9 of a liveset process (started again on its port a moment later), a process
 frozen with SIGSTOP past the heartbeat (its peers find it dead; SIGCONT, and it must
 come back as a new process), Valkey stopped and started (SIGTERM: its append-only file
-is written), Postgres stopped and started. The devices' faults, run by the workers at
+is written), Valkey killed with SIGKILL and started again (it loads what its append-only
+file has: every write it acknowledged had reached the file, `appendfsync everysec` only
+delays the fsync), Postgres stopped and started. The devices' faults, run by the workers at
 the times given to them (Config.chaos): a share of the devices drops its connection
 without a close, or stops reading it for a while. No fault starts in the last QUIET_S
 seconds, so that everything has settled when the invariants are checked (invariants.py,
@@ -26,7 +28,7 @@ from realtime.live.devices import HEARTBEAT_S, PROCESS_TTL_S
 
 from .stack import Stack
 
-SERVER_FAULTS = ("kill", "freeze", "valkey_restart", "postgres_restart")
+SERVER_FAULTS = ("kill", "freeze", "valkey_restart", "valkey_kill", "postgres_restart")
 DEVICE_FAULTS = ("drop", "stop_reading")
 FREEZE_S = PROCESS_TTL_S + 2 * HEARTBEAT_S + 1  # past what makes a process dead, and one beat to notice
 QUIET_S = 25.0  # a dead process's devices and presence are gone within 12 s; timers fire; devices return
@@ -96,6 +98,11 @@ class ServerFaults(threading.Thread):
     def valkey_restart(self) -> str:
         down = self.rng.uniform(0.5, 3)
         self.stack.restart_backend("redis", down)
+        return f"down {down:.1f} s"
+
+    def valkey_kill(self) -> str:
+        down = self.rng.uniform(0.5, 3)
+        self.stack.restart_backend("redis", down, crash=True)
         return f"down {down:.1f} s"
 
     def postgres_restart(self) -> str:

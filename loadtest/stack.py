@@ -83,12 +83,15 @@ class Stack:
                 assert server.proc is not None
                 os.sched_setaffinity(server.proc.pid, self.backend_cpus)
 
-    def restart_backend(self, which: str, down_s: float) -> None:
+    def restart_backend(self, which: str, down_s: float, crash: bool = False) -> None:
         """Stop Valkey ("redis") or Postgres ("postgres") the way an operator does (SIGTERM:
-        Valkey writes its append-only file; SIGINT: Postgres' fast shutdown), leave it down
-        for `down_s`, and start it again on the same port and data."""
+        Valkey writes its append-only file; SIGINT: Postgres' fast shutdown) or, with `crash`,
+        with SIGKILL; leave it down for `down_s`, and start it again on the same port and data."""
         server = self.redis if which == "redis" else self.postgres
-        server.stop()
+        if crash:
+            server.kill()
+        else:
+            server.stop()
         time.sleep(down_s)
         server.start()
         self._pin_backends()

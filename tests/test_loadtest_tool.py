@@ -183,7 +183,7 @@ def test_each_reference_peer_serves_the_same_load_in_every_round(peer_name: str)
 
 def test_a_chaos_run_with_every_fault_ends_clean_and_retried_sets_in_flight() -> None:
     run = run_tool("--chaos", "--chaos-per-kind", "1", "--processes", "2", "--users", "20", "--rate", "5",
-                   "--rooms", "0.5", "--duration", "110", "--seed", "7", "--label", "chaos")
+                   "--rooms", "0.5", "--duration", "130", "--seed", "7", "--label", "chaos")
     outcome = run["chaos"]
     assert outcome["broken"] == {} and outcome["fault_failures"] == [], outcome
     assert set(outcome["faults"]) == {*SERVER_FAULTS, *DEVICE_FAULTS}
