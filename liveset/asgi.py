@@ -43,7 +43,8 @@ def create_app(settings: Settings | None = None) -> ReleaseOnEnd:
 
     @contextlib.asynccontextmanager
     async def app_lifespan(_: Starlette) -> AsyncIterator[dict[str, Edge]]:
-        async with lifespan(services, namespace.sio, workouts.load_baseline, rooms, namespace.ready_again):
+        async with lifespan(services, namespace.sio, workouts.load_baseline, rooms, namespace.ready_again,
+                            namespace.end_replaced):
             # The lifespan state reaches uvicorn's HTTP protocol, which hands websockets to the edge.
             yield {STATE_KEY: edge}
 

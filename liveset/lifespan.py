@@ -67,6 +67,7 @@ async def _supervised(name: str, loop: Callable[[], Awaitable[None]]) -> None:
 async def lifespan(
     services: Services, sio: socketio.AsyncServer, load_baseline: Callable[[str, str], Awaitable[bytes]],
     rooms: RoomHandlers, ready_again: Callable[[], Coroutine[Any, Any, None]],
+    end_replaced: Callable[[str], Coroutine[Any, Any, None]],
 ) -> AsyncIterator[None]:
     settings = services.settings
     redis = redis_client(settings.redis_url)
@@ -82,6 +83,7 @@ async def lifespan(
         fanout = Fanout(settings.redis_url, sockets, keys, services.metrics)
         fanout.on_kick = rooms.on_kick
         fanout.on_restored = ready_again
+        fanout.on_replaced = end_replaced
         timers = TimerScheduler(live, services.metrics)
         devices = Devices(line, live.scripts, keys, settings.max_devices_per_user, on_dead=rooms.purge_dead,
                           on_revived=sockets.drop_all)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 
@@ -11,10 +12,13 @@ import redis.asyncio as aioredis
 import socketio
 
 from realtime.core.keys import Keys
+from realtime.transport.ws_frames import TEXT
 
 from .clients import Device, token
 from .conftest import make_settings
 from .servers import in_process
+from .test_edge import RawClient
+from .test_ws_frames import client_frame
 
 pytestmark = pytest.mark.every_redis
 
@@ -101,3 +105,72 @@ async def test_a_process_found_dead_while_alive_comes_back_as_a_new_one_and_the_
     finally:
         await phone.shutdown()  # its connection the server ended is let go too
         await client.aclose()
+
+
+async def test_a_device_has_one_connection_the_newest_on_any_process(redis_url: str, database_url: str) -> None:
+    # One device_id opening connection after connection (a hostile client) held them all: every
+    # one of them got the user's events and its own rate limit. The newest replaces the rest,
+    # on this process or another, and the replaced one hears why.
+    settings = make_settings(redis_url, database_url, max_devices_per_user=2)
+    uid = f"user-{uuid.uuid4().hex[:8]}"
+    async with in_process(settings) as one, in_process(settings) as two:
+        first = await Device().connect(one, {"token": token(uid), "device_id": "phone"})
+        await first.wait_for("session:ready")
+        watch = await Device().connect(one, {"token": token(uid), "device_id": "watch"})
+        try:
+            devices = [first]
+            for url in (one, two, two, one):
+                newer = await Device().connect(url, {"token": token(uid), "device_id": "phone"})
+                await newer.wait_for("session:ready")
+                assert await devices[-1].wait_for("session:expired") == [{"reason": "replaced"}]
+                for _ in range(50):
+                    if not devices[-1].sio.connected:
+                        break
+                    await asyncio.sleep(0.05)
+                assert not devices[-1].sio.connected
+                devices.append(newer)
+            client = aioredis.Redis.from_url(redis_url)
+            try:
+                entries = await client.hgetall(Keys(settings.redis_prefix).connections(uid))
+            finally:
+                await client.aclose()
+            assert sorted(entries.values()) == [b"phone", b"watch"]
+            # The limit counts the one phone once; a third device is refused as ever.
+            with pytest.raises(socketio.exceptions.ConnectionError):
+                await Device().connect(two, {"token": token(uid), "device_id": "tablet"})
+            await devices[-1].close()
+        finally:
+            await watch.close()
+
+
+async def test_a_connection_closed_while_it_was_being_admitted_leaves_nothing(
+    redis_url: str, database_url: str
+) -> None:
+    # A client that closed its socket while the server was still admitting it (on Redis) had its
+    # disconnect ignored: its session, device entry and subscription stayed until its token
+    # expired, and a loop of such connects locked the user out and slowed Redis for everyone.
+    settings = make_settings(redis_url, database_url)
+    uid = f"user-{uuid.uuid4().hex[:8]}"
+    key = Keys(settings.redis_prefix).connections(uid)
+    client = aioredis.Redis.from_url(redis_url)
+    async with in_process(settings) as url:
+        try:
+            for i in range(40):
+                raw, _ = await RawClient.open(url)
+                auth = {"token": token(uid), "device_id": f"d{i % 12}"}
+                raw.send(client_frame(TEXT, b"40" + json.dumps(auth).encode()))
+                await raw.close()
+            for _ in range(100):
+                if not await client.exists(key):
+                    break
+                await asyncio.sleep(0.05)
+            assert await client.hgetall(key) == {}
+            devices = [await Device().connect(url, {"token": token(uid), "device_id": f"d{i}"}) for i in range(10)]
+            try:
+                with pytest.raises(socketio.exceptions.ConnectionError):
+                    await Device().connect(url, {"token": token(uid), "device_id": "eleventh"})
+            finally:
+                for device in devices:
+                    await device.close()
+        finally:
+            await client.aclose()

@@ -25,7 +25,7 @@ from realtime.core import protocol as p
 from realtime.core.auth import AuthError
 from realtime.core.errors import AppError
 from realtime.core.fields import TEXT
-from realtime.live.fanout import user_room
+from realtime.live.fanout import REPLACED, user_room
 from realtime.live.live_state import now_ms
 from realtime.live.services import Services
 from realtime.transport import engineio_websocket
@@ -182,13 +182,13 @@ class Namespace:
                 "unauthorized", msgspec.to_builtins(p.ConnectRefused(message=message))
             ) from None
         try:
-            admitted = await self.services.runtime.devices.join(claims.user_id, sid, handshake.device_id)
+            replaced = await self.services.runtime.devices.join(claims.user_id, sid, handshake.device_id)
         except AppError as exc:
             metrics.connects.labels("refused").inc()
             raise socketio.exceptions.ConnectionRefusedError(
                 exc.code, msgspec.to_builtins(p.ConnectRefused(code=exc.code, message=exc.message))
             ) from None
-        if not admitted:
+        if replaced is None:
             metrics.connects.labels("refused").inc()
             limit = self.services.settings.max_devices_per_user
             refusal = p.ConnectRefused(code="conflict", message=f"too many devices connected (limit {limit})")
@@ -201,7 +201,30 @@ class Namespace:
         metrics.connections.inc()
         # python-socketio sends the CONNECT packet after this handler returns: anything
         # sent to the socket before that would reach the client ahead of it.
-        asyncio.get_running_loop().create_task(self._ready(session))
+        loop = asyncio.get_running_loop()
+        loop.create_task(self._ready(session))
+        runtime = self.services.runtime
+        for process, old in replaced:
+            if process == runtime.devices.process:
+                loop.create_task(self.end_replaced(old))
+            else:
+                loop.create_task(self._replaced_elsewhere(claims.user_id, old))
+
+    async def _replaced_elsewhere(self, user_id: str, sid: str) -> None:
+        """The replaced connection is another process's: that process ends it (fanout.py)."""
+        runtime = self.services.runtime
+        try:
+            await runtime.redis.publish(runtime.live.keys.user_channel(user_id), REPLACED + sid.encode())
+        except RedisError:
+            # Its entry is gone already, so it holds no place; it ends when its device leaves.
+            log.warning("could not end a replaced connection on another process")
+
+    async def end_replaced(self, sid: str) -> None:
+        """A newer connection of the same device took this one's place (one connection per
+        device: no device_id opens more than one, so the limits per device hold per user)."""
+        if sid in self.sessions:
+            await self.sio.emit("session:expired", p.SessionExpired(reason="replaced"), to=sid)
+            await self.sio.disconnect(sid)
 
     async def _ready(self, session: Session) -> None:
         """Join the user's fan-out, then send session:ready with the live snapshot.

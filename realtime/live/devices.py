@@ -54,16 +54,19 @@ class Devices:
     def _entry(self, sid: str) -> str:
         return f"{self.process}|{sid}"
 
-    async def join(self, user_id: str, sid: str, device_id: str) -> bool:
-        """Register the connection; False when the user has `limit` other devices connected."""
+    async def join(self, user_id: str, sid: str, device_id: str) -> list[tuple[str, str]] | None:
+        """Register the connection: the (process, sid) of the device's earlier connections, which
+        it replaces and the caller ends; None when the user has `limit` other devices connected."""
         try:
-            admitted, _ = await self.line.run(
+            admitted, _, *replaced = await self.line.run(
                 self._join, [self.keys.connections(user_id)],
                 [self._entry(sid), device_id, self.limit, REMEMBER_DEAD_S, *self.dead],
             )
         except RedisError as exc:
             raise AppError("unavailable", "live state is unreachable; retry") from exc
-        return bool(admitted)
+        if not admitted:
+            return None
+        return [(process, old) for process, _, old in (entry.decode().partition("|") for entry in replaced)]
 
     async def leave(self, user_id: str, sid: str) -> None:
         key, entry = self.keys.connections(user_id), self._entry(sid)

@@ -38,6 +38,7 @@ def group_room(room_id: str) -> str:
 
 
 KICK = b"!kick "  # a control message on a room channel: "!kick <user_id>" (not a Socket.IO packet)
+REPLACED = b"!replaced "  # on a user channel: "!replaced <sid>", a connection its device replaced
 
 
 class Fanout:
@@ -51,6 +52,8 @@ class Fanout:
         self._room_prefix = keys.room_channel("").encode()
         # Set by the namespace: remove a user's sockets here from a group room.
         self.on_kick: Callable[[str, str], Coroutine[Any, Any, None]] | None = None
+        # Set by the namespace: end a local connection that its device replaced.
+        self.on_replaced: Callable[[str], Coroutine[Any, Any, None]] | None = None
         # Set by the namespace: tell every local socket that events may have been lost.
         self.on_restored: Callable[[], Coroutine[Any, Any, None]] | None = None
         self._restoring: set[asyncio.Task[None]] = set()
@@ -88,6 +91,10 @@ class Fanout:
 
     def deliver(self, channel: bytes, data: bytes) -> None:
         if channel.startswith(self._channel_prefix):
+            if data.startswith(REPLACED):
+                if self.on_replaced is not None:
+                    asyncio.get_running_loop().create_task(self.on_replaced(data[len(REPLACED):].decode()))
+                return
             room = user_room(channel[len(self._channel_prefix):].decode())
         elif channel.startswith(self._room_prefix):
             room_id = channel[len(self._room_prefix):].decode()

@@ -83,6 +83,16 @@ class Server(socketio.AsyncServer):  # type: ignore[misc]
                 body = NOT_JSON
         return await self._reply(eio_sid, event.group(1), body)
 
+    async def _handle_connect(self, eio_sid: str, namespace: str | None, data: Any) -> None:
+        """python-socketio's, and then: a client that went while the connect handler waited (on
+        Redis) had its disconnect ignored, the socket not being connected yet, so the session,
+        device entry and subscription the handler made would outlive it until its token expired.
+        Its disconnect runs now instead."""
+        await super()._handle_connect(eio_sid, namespace, data)
+        sock = self.eio.sockets.get(eio_sid)
+        if sock is None or sock.closed or getattr(sock, "closing", False):
+            await self._handle_disconnect(eio_sid, namespace, self.reason.CLIENT_DISCONNECT)
+
     async def _handle_event(self, eio_sid: str, namespace: str | None, id: int | None, data: Any) -> None:
         """An EVENT python-socketio decoded itself (a namespace written another way, "/?x,"): the
         same answer, never its own handler lookup."""

@@ -1,15 +1,18 @@
 -- A device of a user connects: admit it unless the user already has `limit` other
--- devices connected. Entries of processes known to be dead are dropped first.
+-- devices connected. Entries of processes known to be dead are dropped first. A device has
+-- one connection: an earlier one of the same device_id is replaced (its entry goes here,
+-- and the caller ends it), so a user holds at most `limit` connections.
 -- KEYS 1 the user's connections hash: "<process>|<sid>" -> device_id
 -- ARGV 1 this entry "<process>|<sid>"  2 device_id  3 limit  4 seconds to keep the hash  5.. dead processes
--- -> {1, devices now} admitted | {0, devices now} refused
+-- -> {1, devices now, replaced entry, ...} admitted | {0, devices now} refused
 local dead = {}
 for i = 5, #ARGV do dead[ARGV[i]] = true end
 local entries = redis.call('HGETALL', KEYS[1])
-local devices, count = {}, 0
+local devices, count, replaced = {}, 0, {}
 for i = 1, #entries, 2 do
   local process = string.match(entries[i], '^([^|]+)|')
   if not dead[process] then
+    if entries[i + 1] == ARGV[2] and entries[i] ~= ARGV[1] then table.insert(replaced, entries[i]) end
     if not devices[entries[i + 1]] then
       devices[entries[i + 1]] = true
       count = count + 1
@@ -23,6 +26,7 @@ if not devices[ARGV[2]] then
   if count >= tonumber(ARGV[3]) then return {0, count} end
   count = count + 1
 end
+for _, entry in ipairs(replaced) do redis.call('HDEL', KEYS[1], entry) end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('EXPIRE', KEYS[1], ARGV[4])  -- entries of a process dead longer than we remember age out
-return {1, count}
+return {1, count, unpack(replaced)}
