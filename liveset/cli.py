@@ -131,7 +131,7 @@ def _banner(settings: Settings) -> None:
     url = f"http://{settings.host}:{settings.port}"
     print(f"\nliveset is running at {url}  (Socket.IO at {url}/socket.io/, REST at {url}/api/v1)")
     if settings.jwt_algorithm == "HS256":
-        token = mint(settings.jwt_key, DEMO_USER, 24 * 3600)
+        token = mint(settings.jwt_key, DEMO_USER, 24 * 3600, audience=settings.jwt_audience, issuer=settings.jwt_issuer)
         print(f"token for user '{DEMO_USER}', valid 24 h:\n\n{token}\n")
     print("Ctrl-C stops the server and everything it started.\n", flush=True)
 

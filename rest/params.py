@@ -60,10 +60,15 @@ def encode_cursor(at: datetime, *ids: uuid.UUID) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
+CURSOR_MAX_CHARS = 256
+
+
 def cursor(request: Request, ids: int) -> tuple[Any, ...] | None:
     raw = request.query_params.get("cursor")
     if raw is None:
         return None
+    if len(raw) > CURSOR_MAX_CHARS:  # ours are under 100; a longer one is only work to refuse
+        raise invalid("cursor", "not a cursor this API returned")
     try:
         decoded = msgspec.json.decode(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
         micros, *rest = decoded
@@ -71,7 +76,7 @@ def cursor(request: Request, ids: int) -> tuple[Any, ...] | None:
             raise ValueError
         at = datetime.fromtimestamp(micros / 1_000_000, UTC)
         return (at, *(uuid.UUID(r) for r in rest))
-    except (ValueError, TypeError, binascii.Error, msgspec.DecodeError, OverflowError, OSError):
+    except (ValueError, TypeError, binascii.Error, msgspec.DecodeError, OverflowError, OSError, RecursionError):
         raise invalid("cursor", "not a cursor this API returned") from None
 
 

@@ -8,7 +8,7 @@ import sys
 
 import asyncpg
 
-from liveset.cli import dev_environment
+from liveset.cli import _banner, dev_environment
 from realtime.core.auth import TokenVerifier
 from realtime.core.settings import from_env
 
@@ -29,6 +29,15 @@ def test_token_mints_a_token_the_server_accepts() -> None:
     settings = from_env({"REDIS_URL": "redis://x", "DATABASE_URL": "postgresql://x", "JWT_SECRET": TEST_SECRET})
     claims = TokenVerifier(settings).verify(result.stdout.strip())
     assert claims.user_id == "alice"
+
+
+def test_the_dev_banner_token_carries_the_configured_audience_and_issuer(capsys) -> None:
+    # The banner's token had no aud/iss, so a server configured with them refused its own token.
+    env = {"REDIS_URL": "redis://x", "DATABASE_URL": "postgresql://x", "JWT_SECRET": TEST_SECRET,
+           "JWT_AUDIENCE": "liveset-app", "JWT_ISSUER": "https://auth.example"}
+    _banner(from_env(env))
+    printed = next(line for line in capsys.readouterr().out.splitlines() if line.count(".") == 2)
+    assert TokenVerifier(from_env(env)).verify(printed.strip()).user_id == "demo"
 
 
 def test_token_rejects_a_bad_ttl() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import re
 import subprocess
 import sys
@@ -193,6 +194,9 @@ async def test_volume_buckets_follow_the_time_zone(http, database_url: str) -> N
     ("/api/v1/workouts", {"limit": "\u00b2"}, "limit"),
     ("/api/v1/workouts", {"cursor": "WzAsMTIzXQ"}, "cursor"),
     ("/api/v1/exercises/bench/history", {"cursor": "WzAsWzFdLFsyXV0"}, "cursor"),
+    # a 500 too: JSON nested past the recursion limit, and a cursor no page ever gave
+    ("/api/v1/workouts", {"cursor": base64.urlsafe_b64encode(b"[" * 30000).decode()}, "cursor"),
+    ("/api/v1/exercises/bench/history", {"cursor": "A" * 257}, "cursor"),
     ("/api/v1/analytics/volume", {"tz": "Mars/Olympus"}, "tz"),
     ("/api/v1/analytics/volume", {"bucket": "year"}, "bucket"),
     ("/api/v1/analytics/volume", {"from": "2026-02-30"}, "from"),
