@@ -131,13 +131,22 @@ async def test_invites_guesses_rotation_size_and_removal(redis_url: str, databas
                     "code"] == "not_found"
             limited = await error(g, "room:join", {"invite_code": rotated["invite_code"]})
             assert limited["code"] == "rate_limited"
-            # The owner removes the friend: they hear nothing of the room after that.
+            # The owner removes the friend, whose workout was started in the room: they hear nothing
+            # of the room after that, and the room nothing of their workout (it went on posting).
+            theirs = new_id()
+            await ok(f, "workout:start", {"workout_id": theirs, "room_id": room["room_id"]})
+            await o.wait_for("room:activity")
             await ok(o, "room:remove", {"room_id": room["room_id"], "user_id": friend})
+            await ok(f, "set:complete", {"workout_id": theirs, "set_id": new_id(), "exercise_id": "row",
+                                         "weight_kg": 60, "reps": 8})
+            assert (await ok(f, "workout:sync", {"workout_id": theirs, "since_seq": 99}))["events"] == []
+            await ok(f, "workout:complete", {"workout_id": theirs})
             wid = new_id()
             await ok(o, "workout:start", {"workout_id": wid, "room_id": room["room_id"]})
-            await o.wait_for("room:activity")
+            await o.wait_for("room:activity", count=2)
             await asyncio.sleep(0.3)
-            assert f.named("room:activity") == []
+            assert [a["user_id"] for a in o.named("room:activity")] == [friend, owner]
+            assert [a["type"] for a in f.named("room:activity")] == ["workout_started"]  # before the removal
             assert (await error(f, "room:join", {"room_id": room["room_id"]}))["code"] == "not_found"
             await ok(t, "room:join", {"invite_code": rotated["invite_code"]})  # now there is a place
         finally:

@@ -106,8 +106,9 @@ class RoomHandlers:
             await runtime.redis.delete(key)
 
     async def _user_out(self, room_id: str, user_id: str) -> None:
-        await self.presence_change(room_id, "leave_user", user_id)
         runtime = self.services.runtime
+        await runtime.live.leave_room(user_id, room_id)
+        await self.presence_change(room_id, "leave_user", user_id)
         await runtime.redis.publish(runtime.live.keys.room_channel(room_id), KICK + user_id.encode())
 
     async def set_workout(self, user_id: str, room_id: str, workout_id: str) -> None:

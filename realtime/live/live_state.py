@@ -30,7 +30,7 @@ from .script_line import Function, ScriptLine
 
 LUA_DIR = Path(__file__).parent / "lua"
 SCRIPTS = (
-    "workout_start", "workout_pause", "workout_resume", "workout_discard", "workout_active",
+    "workout_start", "workout_pause", "workout_resume", "workout_discard", "workout_active", "workout_leave_room",
     "workout_sync",
     "workout_complete_begin", "workout_complete_finish", "workout_complete_abort",
     "set_complete", "set_update", "set_delete", "rest_start", "rest_adjust", "rest_skip", "timers_fire",
@@ -210,6 +210,14 @@ class LiveState:
 
     async def complete_abort(self, user_id: str, workout_id: str) -> None:
         await self._call("workout_complete_abort", user_id, workout_id)
+
+    async def leave_room(self, user_id: str, room_id: str) -> None:
+        """The user left the room (or was removed): their live workout stops telling it."""
+        try:
+            await self.line.run(self.scripts["workout_leave_room"], [self.keys.live(user_id)],
+                                [user_id, "", now_ms(), "", self.log_cap, _encode(room_id)])
+        except RedisError as exc:
+            raise AppError("unavailable", "live state is unreachable; retry") from exc
 
     async def active_snapshot(self, user_id: str) -> msgspec.Raw | None:
         """The user's live workout, or None: one round trip."""
