@@ -89,7 +89,10 @@ ORDER BY completed_at DESC, id DESC
 LIMIT $4
 """
 
-SELECT_EXISTS = "SELECT EXISTS (SELECT 1 FROM workouts WHERE user_id = $1 AND id = $2)"
+SELECT_EXISTS = """
+SELECT EXISTS (SELECT 1 FROM workouts WHERE user_id = $1 AND id = $2)
+    OR EXISTS (SELECT 1 FROM deleted_workouts WHERE user_id = $1 AND id = $2)
+"""
 
 SELECT_ONE = """
 SELECT id, name, notes, room_id, started_at, completed_at, duration_s, total_volume_kg, set_count, exercise_count,
@@ -110,6 +113,8 @@ DELETE FROM workouts WHERE user_id = $1 AND id = $2
 RETURNING ARRAY(SELECT DISTINCT exercise_id FROM workout_sets WHERE user_id = $1 AND workout_id = $2)
 """
 
+INSERT_DELETED = "INSERT INTO deleted_workouts (user_id, id) VALUES ($1, $2) ON CONFLICT DO NOTHING"
+
 
 async def page(conn: Executor, user_id: str, after: tuple[datetime, UUID] | None,
                limit: int) -> list[asyncpg.Record]:
@@ -118,8 +123,8 @@ async def page(conn: Executor, user_id: str, after: tuple[datetime, UUID] | None
     return await conn.fetch(SELECT_PAGE, user_id, at, wid, limit)
 
 
-async def exists(conn: Executor, user_id: str, workout_id: UUID) -> bool:
-    """Whether this workout was ever completed (and not deleted)."""
+async def id_used(conn: Executor, user_id: str, workout_id: UUID) -> bool:
+    """Whether this workout was ever completed (deleted since, or not): its id is used up."""
     return bool(await conn.fetchval(SELECT_EXISTS, user_id, workout_id))
 
 
@@ -132,6 +137,10 @@ async def sets_of(conn: Executor, user_id: str, workout_id: UUID) -> list[asyncp
 
 
 async def delete(conn: Connection, user_id: str, workout_id: UUID) -> list[str] | None:
-    """Delete a workout with its sets (and the records they held); the exercises it had, or None."""
+    """Delete a workout with its sets (and the records they held), keeping its id used up; the
+    exercises it had, or None. The caller holds the transaction."""
     exercises = await conn.fetchval(DELETE_ONE, user_id, workout_id)
-    return list(exercises) if exercises is not None else None
+    if exercises is None:
+        return None
+    await conn.execute(INSERT_DELETED, user_id, workout_id)
+    return list(exercises)

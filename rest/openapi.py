@@ -58,7 +58,8 @@ def document() -> bytes:
         "/api/v1/workouts/{workout_id}": {
             "get": _op("One completed workout with its sets", [WORKOUT_ID],
                        {"200": _json("WorkoutDetail", "the workout")}, 404),
-            "delete": _op("Delete a completed workout; the records it set are derived again", [WORKOUT_ID],
+            "delete": _op("Delete a completed workout; the records it set are derived again; its id stays used up",
+                          [WORKOUT_ID],
                           {"204": {"description": "deleted"}}, 404),
         },
         "/api/v1/exercises/{exercise_id}/records": {"get": _op(

@@ -406,3 +406,35 @@ async def test_the_writer_batches_dedupes_and_isolates_a_bad_workout(database_ur
         assert len(await rows(database_url, "SELECT 1 FROM workout_sets WHERE user_id = $1", uid)) == 11
     finally:
         await pool.close()
+
+
+async def test_a_deleted_workout_keeps_its_id_used_up(redis_url: str, database_url: str) -> None:
+    # Deleting a workout from the history made its id free again: once the live state had let it
+    # go, a replay of its offline start became a new live workout, and its completion stored the
+    # deleted workout again.
+    uid = f"user-{uuid.uuid4().hex[:8]}"
+    settings = make_settings(redis_url, database_url, ended_keep_s=1)
+    async with in_process(settings) as url:
+        phone = await Device().connect(url, {"token": token(uid), "device_id": "phone"})
+        redis = redis_client(redis_url)
+        try:
+            await phone.wait_for("session:ready")
+            wid = new_id()
+            await ok(phone, "workout:start", {"workout_id": wid, "name": "Gone"})
+            await log_sets(phone, wid, [("squat", 100, 5)])
+            await ok(phone, "workout:complete", {"workout_id": wid})
+            async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {token(uid)}"}) as http:
+                assert (await http.delete(f"/api/v1/workouts/{wid}")).status_code == 204
+                state = Keys(settings.redis_prefix).workout(uid, wid)[0]
+                for _ in range(50):
+                    if not await redis.exists(state):
+                        break
+                    await asyncio.sleep(0.1)
+                assert not await redis.exists(state)
+                err = await error(phone, "workout:start", {"workout_id": wid, "name": "Gone"})
+                assert (err["code"], err["details"]) == ("conflict", {"workout_id": wid, "status": "completed"})
+                assert (await http.get(f"/api/v1/workouts/{wid}")).status_code == 404
+            assert await rows(database_url, "SELECT id FROM workouts WHERE user_id = $1", uid) == []
+        finally:
+            await redis.aclose()
+            await phone.close()

@@ -112,7 +112,7 @@ class WorkoutHandlers:
         offline start later would otherwise get a new live workout whose completion finds the
         stored one and stores nothing of it."""
         try:
-            return await db_workouts.exists(self.services.runtime.db, user_id, workout_id)
+            return await db_workouts.id_used(self.services.runtime.db, user_id, workout_id)
         except (PostgresError, InterfaceError, OSError, TimeoutError):
             raise AppError("unavailable", "workout history is unreachable; retry") from None
 
