@@ -174,3 +174,31 @@ async def test_a_connection_closed_while_it_was_being_admitted_leaves_nothing(
                     await device.close()
         finally:
             await client.aclose()
+
+
+async def test_a_device_connecting_to_two_processes_at_once_keeps_one_connection(
+    redis_url: str, database_url: str
+) -> None:
+    # The word that a connection was replaced goes out on the user's channel, which the other
+    # process may not listen to yet: bursts of one device_id at two processes left two live.
+    settings = make_settings(redis_url, database_url, max_devices_per_user=3)
+    uid = f"user-{uuid.uuid4().hex[:8]}"
+    async with in_process(settings) as one, in_process(settings) as two:
+        devices: list[Device] = []
+        try:
+            for _ in range(3):
+                burst = [Device().connect(url, {"token": token(uid), "device_id": "phone"})
+                         for url in (one, two) * 6]
+                devices += [d for d in await asyncio.gather(*burst, return_exceptions=True) if isinstance(d, Device)]
+            for _ in range(60):
+                if sum(d.sio.connected for d in devices) <= 1:
+                    break
+                await asyncio.sleep(0.05)
+            assert sum(d.sio.connected for d in devices) == 1
+            client = aioredis.Redis.from_url(redis_url)
+            try:
+                assert list((await client.hgetall(Keys(settings.redis_prefix).connections(uid))).values()) == [b"phone"]
+            finally:
+                await client.aclose()
+        finally:
+            await asyncio.gather(*(d.close() for d in devices if d.sio.connected))

@@ -236,8 +236,16 @@ class Namespace:
         if self.sessions.get(session.sid) is not session:
             return
         session.joined = True
+        runtime = self.services.runtime
         try:
-            await self.services.runtime.fanout.join(session.user_id)
+            await runtime.fanout.join(session.user_id)
+            if self.sessions.get(session.sid) is not session:
+                return  # gone meanwhile: its disconnect left the channel again
+            # A newer connection of the device, on another process, may have replaced this one
+            # before this process listened to the user's channel, where it says so.
+            if not await runtime.devices.registered(session.user_id, session.sid):
+                await self.end_replaced(session.sid)
+                return
             await self.sio.enter_room(session.sid, user_room(session.user_id))
         except Exception:
             log.exception("could not prepare session:ready; dropping the connection")

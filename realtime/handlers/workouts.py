@@ -101,10 +101,24 @@ class WorkoutHandlers:
             if not member:
                 raise AppError("not_found", "no such room", {"room_id": str(payload.room_id)})
         ack = await runtime.live.start(session.user_id, payload)
-        if payload.room_id is not None:
+        if payload.room_id is not None and await self._still_member(session.user_id, payload.room_id):
             await self.rooms.set_workout(session.user_id, str(payload.room_id), str(payload.workout_id))
         await self._preload_planned_records(session.user_id, payload)
         return ack
+
+    async def _still_member(self, user_id: str, room_id: UUID) -> bool:
+        """Membership was checked before the start, and a room:leave or room:remove that ran in
+        between found no workout to take out of the room (rooms.py: _user_out). Checked again
+        now that the workout is there, one of the two steps sees the other; a member gone by now
+        (or a check that fails) takes the workout out of the room."""
+        runtime = self.services.runtime
+        try:
+            if await db_rooms.is_member(runtime.db, room_id, user_id):
+                return True
+        except (PostgresError, OSError):
+            log.warning("could not check the room again; the workout goes on without it")
+        await runtime.live.leave_room(user_id, str(room_id))
+        return False
 
     async def _completed(self, user_id: str, workout_id: UUID) -> bool:
         """Whether the history has this workout. A completed workout's id is refused for good: the

@@ -68,6 +68,13 @@ class Devices:
             return None
         return [(process, old) for process, _, old in (entry.decode().partition("|") for entry in replaced)]
 
+    async def registered(self, user_id: str, sid: str) -> bool:
+        """Whether this connection still has its entry (a newer one of its device removes it)."""
+        try:
+            return bool(await self.line.call(b"HEXISTS", self.keys.connections(user_id), self._entry(sid)))
+        except RedisError as exc:
+            raise AppError("unavailable", "live state is unreachable; retry") from exc
+
     async def leave(self, user_id: str, sid: str) -> None:
         key, entry = self.keys.connections(user_id), self._entry(sid)
         try:
