@@ -203,21 +203,20 @@ class Namespace:
         # sent to the socket before that would reach the client ahead of it.
         loop = asyncio.get_running_loop()
         loop.create_task(self._ready(session))
-        runtime = self.services.runtime
-        for process, old in replaced:
-            if process == runtime.devices.process:
-                loop.create_task(self.end_replaced(old))
-            else:
-                loop.create_task(self._replaced_elsewhere(claims.user_id, old))
+        if replaced:
+            loop.create_task(self._replace(claims.user_id, replaced))
 
-    async def _replaced_elsewhere(self, user_id: str, sid: str) -> None:
-        """The replaced connection is another process's: that process ends it (fanout.py)."""
+    async def _replace(self, user_id: str, sids: list[str]) -> None:
+        """Tell whichever process holds them, this one included, to end the device's earlier
+        connections (fanout.py calls end_replaced there)."""
         runtime = self.services.runtime
+        channel = runtime.live.keys.user_channel(user_id)
         try:
-            await runtime.redis.publish(runtime.live.keys.user_channel(user_id), REPLACED + sid.encode())
+            for sid in sids:
+                await runtime.redis.publish(channel, REPLACED + sid.encode())
         except RedisError:
-            # Its entry is gone already, so it holds no place; it ends when its device leaves.
-            log.warning("could not end a replaced connection on another process")
+            # Their entries are gone already, so they hold no place; each ends when its device leaves.
+            log.warning("could not end a replaced connection")
 
     async def end_replaced(self, sid: str) -> None:
         """A newer connection of the same device took this one's place (one connection per

@@ -54,9 +54,9 @@ class Devices:
     def _entry(self, sid: str) -> str:
         return f"{self.process}|{sid}"
 
-    async def join(self, user_id: str, sid: str, device_id: str) -> list[tuple[str, str]] | None:
-        """Register the connection: the (process, sid) of the device's earlier connections, which
-        it replaces and the caller ends; None when the user has `limit` other devices connected."""
+    async def join(self, user_id: str, sid: str, device_id: str) -> list[str] | None:
+        """Register the connection: the sids of the device's earlier connections, which it
+        replaces and the caller ends; None when the user has `limit` other devices connected."""
         try:
             admitted, _, *replaced = await self.line.run(
                 self._join, [self.keys.connections(user_id)],
@@ -66,7 +66,7 @@ class Devices:
             raise AppError("unavailable", "live state is unreachable; retry") from exc
         if not admitted:
             return None
-        return [(process, old) for process, _, old in (entry.decode().partition("|") for entry in replaced)]
+        return [entry.decode().partition("|")[2] for entry in replaced]
 
     async def registered(self, user_id: str, sid: str) -> bool:
         """Whether this connection still has its entry (a newer one of its device removes it)."""
