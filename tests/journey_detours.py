@@ -127,6 +127,9 @@ class Detours(JourneyMachine):
                 assert data == {"room_id": room.room_id}
                 room.members.discard(user)
                 room.present = {(u, n) for u, n in room.present if u != user}
+                live = self.live[user]
+                if live is not None and live.room_id == room.room_id:
+                    live.left_room = True
             return
         elif op == "rotate invite":  # a new code, and the old one stops working
             want = "not_found" if user not in room.members else None if user == room.owner else "forbidden"

@@ -164,10 +164,11 @@ class Workout:
     fired: int = 0  # rest timers that finished on their own (rest:timer finished, no ack)
     end_ack: dict[str, Any] | None = None  # workout:completed or workout:discarded
     notes: str | None = None
+    left_room: bool = False  # its user left the room it was started in: it goes on without one
 
     @property
     def room_id(self) -> str | None:
-        return self.start.get("room_id")
+        return None if self.left_room else self.start.get("room_id")
 
     @property
     def top(self) -> int:
