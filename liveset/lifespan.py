@@ -85,8 +85,9 @@ async def lifespan(
         fanout.on_restored = ready_again
         fanout.on_replaced = end_replaced
         timers = TimerScheduler(live, services.metrics)
-        devices = Devices(line, live.scripts, keys, settings.max_devices_per_user, on_dead=rooms.purge_dead,
-                          on_revived=sockets.drop_all)
+        devices = Devices(line, live.scripts, keys, settings.max_devices_per_user,
+                          (settings.connect_rate_per_s, settings.connect_burst),
+                          on_dead=rooms.purge_dead, on_revived=sockets.drop_all)
         await devices.beat()
         services.runtime = Runtime(redis=redis, db=pool, live=live, fanout=fanout, timers=timers, devices=devices,
                                    writer=Writer(pool))

@@ -142,6 +142,9 @@ def make_settings(redis_url: str, database_url: str, **overrides: object) -> Set
         # Tests call the REST side back to back; tests/test_rest_limits.py sets its own limit.
         "rest_rate_per_s": 100_000.0,
         "rest_rate_burst": 100_000,
+        # Tests reconnect at machine speed; tests/test_devices.py sets its own connect rate.
+        "connect_rate_per_s": 100_000.0,
+        "connect_burst": 100_000,
         # Tests train at machine speed; tests/test_user_budget.py sets its own budget.
         "user_budget_per_s": 100_000.0,
         "user_budget_burst": 100_000,

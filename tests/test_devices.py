@@ -47,6 +47,40 @@ async def test_a_user_has_at_most_the_limit_of_devices(redis_url: str, database_
             await phone.close()
 
 
+async def test_a_user_connecting_in_a_loop_is_refused_until_the_rate_allows(
+    redis_url: str, database_url: str
+) -> None:
+    # Each connect of a device replaced its last connection and told every room of the user: a
+    # client reconnecting in a loop sent each room member some 200 presence events a second.
+    settings = make_settings(redis_url, database_url, connect_rate_per_s=2.0, connect_burst=3)
+    uid = f"user-{uuid.uuid4().hex[:8]}"
+    auth = {"token": token(uid), "device_id": "phone"}
+    async with in_process(settings) as one, in_process(settings) as two:
+        devices = [await Device().connect(url, auth) for url in (one, two, one)]
+        await devices[-1].wait_for("session:ready")
+        refused = Device()
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            await refused.connect(two, {"token": token(uid), "device_id": "watch"})
+        error = refused.connect_error["data"]
+        assert error["code"] == "rate_limited" and 0 < error["details"]["retry_after_ms"] <= 500, error
+        # The refusal changed nothing: the last connection is not replaced, the watch not counted.
+        await asyncio.sleep(0.3)
+        assert devices[-1].sio.connected and [e for e, _ in devices[-1].events if e == "session:expired"] == []
+        client = aioredis.Redis.from_url(redis_url)
+        try:
+            assert list((await client.hgetall(Keys(settings.redis_prefix).connections(uid))).values()) == [b"phone"]
+        finally:
+            await client.aclose()
+        await asyncio.sleep(error["details"]["retry_after_ms"] / 1000)
+        watch = await Device().connect(two, {"token": token(uid), "device_id": "watch"})
+        await watch.wait_for("session:ready")
+        # Another user is not held back by this one's rate.
+        other = await Device().connect(one, {"token": token(f"other-{uid}"), "device_id": "phone"})
+        await other.wait_for("session:ready")
+        for device in (devices[-1], watch, other):
+            await device.close()
+
+
 async def test_connections_of_a_dead_process_do_not_count(redis_url: str, database_url: str) -> None:
     settings = make_settings(redis_url, database_url, max_devices_per_user=1)
     uid = f"user-{uuid.uuid4().hex[:8]}"

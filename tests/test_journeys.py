@@ -48,6 +48,7 @@ def journey_env(redis_url: str, database_url: str, workdir: Path):
            "REDIS_PREFIX": f"j{uuid.uuid4().hex[:8]}:", "LOG_LEVEL": "WARNING",
            # events go back to back from a few devices; the rate limits are not under test here
            "RATE_LIMIT_PER_S": "100000", "RATE_LIMIT_BURST": "100000",
+           "CONNECT_RATE_LIMIT_PER_S": "100000", "CONNECT_RATE_LIMIT_BURST": "100000",
            "REST_RATE_LIMIT_PER_S": "100000", "REST_RATE_LIMIT_BURST": "100000",
            "USER_BUDGET_PER_S": "100000", "USER_BUDGET_BURST": "100000"}
     webs = [ServerProcess(env, workdir) for _ in range(2)]

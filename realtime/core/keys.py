@@ -33,6 +33,10 @@ class Keys:
         """The user's connected devices, across processes (devices.py)."""
         return f"{self.shard(shard_of(user_id))}:u:{user_id}:conns"
 
+    def connect_rate(self, user_id: str) -> str:
+        """The user's connects, rate limited (lua/devices_join.lua); in the slot of `connections`."""
+        return f"{self.shard(shard_of(user_id))}:u:{user_id}:connects"
+
     def processes(self) -> list[str]:
         """Live server processes (by last heartbeat) and dead ones (by when found dead), one slot."""
         return [f"{self.prefix}{{procs}}:live", f"{self.prefix}{{procs}}:dead"]

@@ -60,6 +60,7 @@ class HandshakeAuth(Struct, forbid_unknown_fields=False):
 class ConnectRefused(Struct):
     message: str
     code: ErrorCode = "unauthorized"
+    details: Any | UnsetType = UNSET  # rate_limited: {retry_after_ms}
 
 
 class SessionReady(Struct):

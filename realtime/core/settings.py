@@ -53,6 +53,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_room_members: int = 50
     # Distinct devices a user may have connected at once, across processes.
     max_devices_per_user: int = 10
+    # A user's connects, across devices and processes: `connect_burst` back to back (a restart
+    # reconnects every device at once), then `connect_rate_per_s`.
+    connect_rate_per_s: float = 2.0
+    connect_burst: int = 20
     # Per connection: a token bucket of `rate_burst` events refilled at `rate_per_s`.
     rate_per_s: float = 20.0
     rate_burst: int = 60
@@ -67,6 +71,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # and the connection is dead (a phone gone without a FIN): its device leaves.
     ping_interval_s: float = 25.0
     ping_timeout_s: float = 20.0
+    # A connection still without a Socket.IO session this long after it opened (or after its
+    # session ended) is closed.
+    connect_timeout_s: float = 15.0
 
 
 def _required(env: Mapping[str, str], name: str) -> str:
@@ -147,6 +154,8 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         max_queued_packets=_int(env, "MAX_QUEUED_PACKETS", 1000, 10, 1_000_000),
         max_room_members=_int(env, "MAX_ROOM_MEMBERS", 50, 2, 1000),
         max_devices_per_user=_int(env, "MAX_DEVICES_PER_USER", 10, 1, 1000),
+        connect_rate_per_s=_int(env, "CONNECT_RATE_LIMIT_PER_S", 2, 1, 100_000),
+        connect_burst=_int(env, "CONNECT_RATE_LIMIT_BURST", 20, 1, 1_000_000),
         rate_per_s=_int(env, "RATE_LIMIT_PER_S", 20, 1, 100_000),
         rate_burst=_int(env, "RATE_LIMIT_BURST", 60, 1, 1_000_000),
         user_budget_per_s=_int(env, "USER_BUDGET_PER_S", 10, 1, 100_000),
@@ -155,4 +164,5 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         rest_rate_burst=_int(env, "REST_RATE_LIMIT_BURST", 30, 1, 1_000_000),
         ping_interval_s=_int(env, "PING_INTERVAL_S", 25, 1, 3600),
         ping_timeout_s=_int(env, "PING_TIMEOUT_S", 20, 1, 3600),
+        connect_timeout_s=_int(env, "CONNECT_TIMEOUT_S", 15, 1, 3600),
     )

@@ -26,7 +26,7 @@ from realtime.core.auth import AuthError
 from realtime.core.errors import AppError
 from realtime.core.fields import TEXT
 from realtime.live.fanout import REPLACED, user_room
-from realtime.live.live_state import now_ms
+from realtime.live.live_state import ConnectionGone, now_ms
 from realtime.live.services import Services
 from realtime.transport import engineio_websocket
 from realtime.transport.socket_manager import Manager
@@ -150,6 +150,7 @@ class Namespace:
             max_http_buffer_size=settings.max_message_bytes,
             ping_interval=settings.ping_interval_s,
             ping_timeout=settings.ping_timeout_s,
+            connect_timeout_s=settings.connect_timeout_s,
             json=_MsgspecJson,
             # Each message already has a task of its own (edge.py, or python-engineio's): none more.
             async_handlers=False,
@@ -185,9 +186,9 @@ class Namespace:
             replaced = await self.services.runtime.devices.join(claims.user_id, sid, handshake.device_id)
         except AppError as exc:
             metrics.connects.labels("refused").inc()
-            raise socketio.exceptions.ConnectionRefusedError(
-                exc.code, msgspec.to_builtins(p.ConnectRefused(code=exc.code, message=exc.message))
-            ) from None
+            refusal = p.ConnectRefused(code=exc.code, message=exc.message,
+                                       details=msgspec.UNSET if exc.details is None else exc.details)
+            raise socketio.exceptions.ConnectionRefusedError(exc.code, msgspec.to_builtins(refusal)) from None
         if replaced is None:
             metrics.connects.labels("refused").inc()
             limit = self.services.settings.max_devices_per_user
@@ -240,11 +241,6 @@ class Namespace:
             await runtime.fanout.join(session.user_id)
             if self.sessions.get(session.sid) is not session:
                 return  # gone meanwhile: its disconnect left the channel again
-            # A newer connection of the device, on another process, may have replaced this one
-            # before this process listened to the user's channel, where it says so.
-            if not await runtime.devices.registered(session.user_id, session.sid):
-                await self.end_replaced(session.sid)
-                return
             await self.sio.enter_room(session.sid, user_room(session.user_id))
         except Exception:
             log.exception("could not prepare session:ready; dropping the connection")
@@ -264,9 +260,18 @@ class Namespace:
 
     async def _send_ready(self, session: Session) -> None:
         """session:ready with the user's live snapshot; a connection whose snapshot cannot be
-        read is ended (the device reconnects and tries again)."""
+        read is ended (the device reconnects and tries again).
+
+        A newer connection of the device may have replaced this one while the word of it could
+        not reach this process (before it listened to the user's channel, or while its pub/sub
+        link was down): the snapshot is read only while the connection is still registered."""
+        runtime = self.services.runtime
         try:
-            snapshot = await self.services.runtime.live.active_snapshot(session.user_id)
+            snapshot = await runtime.live.active_snapshot(
+                session.user_id, runtime.devices.entry(session.user_id, session.sid))
+        except ConnectionGone:
+            await self.end_replaced(session.sid)
+            return
         except Exception:
             log.exception("could not prepare session:ready; dropping the connection")
             await self.sio.disconnect(session.sid)

@@ -27,6 +27,7 @@ from redis.exceptions import RedisError
 from realtime.core.errors import AppError
 from realtime.core.keys import Keys
 
+from .live_state import now_ms
 from .script_line import Function, ScriptLine
 
 log = logging.getLogger("liveset.devices")
@@ -38,6 +39,7 @@ REMEMBER_DEAD_S = 24 * 3600
 
 class Devices:
     def __init__(self, line: ScriptLine, scripts: dict[str, Function], keys: Keys, limit: int,
+                 connect_rate: tuple[float, int] = (2.0, 20),
                  on_dead: Callable[[list[str]], Awaitable[None]] | None = None,
                  on_revived: Callable[[], Awaitable[None]] | None = None) -> None:
         self.line = line  # a connect and a disconnect each cost one command on it
@@ -45,6 +47,7 @@ class Devices:
         self.on_revived = on_revived
         self.keys = keys
         self.limit = limit
+        self.connect_rate = connect_rate  # a user's connects: per second, back to back
         self.process = uuid.uuid4().hex[:12]
         self.dead: list[str] = []
         self._deferred: list[Callable[[], Awaitable[object]]] = []
@@ -56,24 +59,27 @@ class Devices:
 
     async def join(self, user_id: str, sid: str, device_id: str) -> list[str] | None:
         """Register the connection: the sids of the device's earlier connections, which it
-        replaces and the caller ends; None when the user has `limit` other devices connected."""
+        replaces and the caller ends; None when the user has `limit` other devices connected.
+        AppError rate_limited when the user connects faster than `connect_rate`."""
+        per_s, burst = self.connect_rate
         try:
-            admitted, _, *replaced = await self.line.run(
-                self._join, [self.keys.connections(user_id)],
-                [self._entry(sid), device_id, self.limit, REMEMBER_DEAD_S, *self.dead],
+            admitted, detail, *replaced = await self.line.run(
+                self._join, [self.keys.connections(user_id), self.keys.connect_rate(user_id)],
+                [self._entry(sid), device_id, self.limit, REMEMBER_DEAD_S, now_ms(), 1000 / per_s, burst, *self.dead],
             )
         except RedisError as exc:
             raise AppError("unavailable", "live state is unreachable; retry") from exc
+        if admitted == -1:
+            raise AppError("rate_limited", f"more than {burst} connects in a row, then {per_s:g}/s, for one user; "
+                           f"retry after {detail} ms", {"retry_after_ms": detail})
         if not admitted:
             return None
         return [entry.decode().partition("|")[2] for entry in replaced]
 
-    async def registered(self, user_id: str, sid: str) -> bool:
-        """Whether this connection still has its entry (a newer one of its device removes it)."""
-        try:
-            return bool(await self.line.call(b"HEXISTS", self.keys.connections(user_id), self._entry(sid)))
-        except RedisError as exc:
-            raise AppError("unavailable", "live state is unreachable; retry") from exc
+    def entry(self, user_id: str, sid: str) -> tuple[str, str]:
+        """Where the connection is registered: the user's hash and its entry (a newer
+        connection of its device removes the entry)."""
+        return self.keys.connections(user_id), self._entry(sid)
 
     async def leave(self, user_id: str, sid: str) -> None:
         key, entry = self.keys.connections(user_id), self._entry(sid)

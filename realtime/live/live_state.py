@@ -114,6 +114,10 @@ class NoSuchWorkout(AppError):
     ended longer ago than it keeps ended workouts (the handlers then look in the history)."""
 
 
+class ConnectionGone(Exception):
+    """The connection has no entry among the user's devices: a newer one of its device replaced it."""
+
+
 class LiveState:
     def __init__(
         self, redis: Redis, line: ScriptLine, keys: Keys, load_baseline: BaselineLoader, log_cap: int,
@@ -219,13 +223,21 @@ class LiveState:
         except RedisError as exc:
             raise AppError("unavailable", "live state is unreachable; retry") from exc
 
-    async def active_snapshot(self, user_id: str) -> msgspec.Raw | None:
-        """The user's live workout, or None: one round trip."""
+    async def active_snapshot(self, user_id: str, connection: tuple[str, str] | None = None) -> msgspec.Raw | None:
+        """The user's live workout, or None: one round trip. With `connection` (the user's
+        connections hash and the connection's entry, Devices.entry), ConnectionGone when that
+        entry is gone, read in the same step."""
+        keys = [self.keys.live(user_id)]
+        args: list[Arg] = [user_id, "", now_ms(), "", self.log_cap]
+        if connection is not None:
+            keys.append(connection[0])
+            args.append(connection[1])
         try:
-            reply = await self.line.run(
-                self.scripts["workout_active"], [self.keys.live(user_id)], [user_id, "", now_ms(), "", self.log_cap])
+            reply = await self.line.run(self.scripts["workout_active"], keys, args)
         except RedisError as exc:
             raise AppError("unavailable", "live state is unreachable; retry") from exc
+        if reply[0] == b"gone":
+            raise ConnectionGone
         return msgspec.Raw(reply[1]) if reply[0] == b"ok" else None
 
     async def preload(self, user_id: str, workout_id: str, baselines: dict[str, bytes]) -> None:

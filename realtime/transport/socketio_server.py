@@ -16,6 +16,7 @@ DISCONNECT, a client's ACK, other namespaces) goes the library's way.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -54,10 +55,12 @@ _EVENT = re.compile(r"(?:2|5[0-9]+-)(?:/,)?([0-9]{0,100})(?![0-9/])")
 
 
 class Server(socketio.AsyncServer):  # type: ignore[misc]
-    def __init__(self, answer: Answer, decode: Callable[[str], Any], **options: Any) -> None:
+    def __init__(self, answer: Answer, decode: Callable[[str], Any], connect_timeout_s: float = 15.0,
+                 **options: Any) -> None:
         super().__init__(**options)
         self.answer = answer
         self.decode = decode  # JSON as clients send it; raises ValueError
+        self.connect_timeout_s = connect_timeout_s
 
     async def message(self, eio_sid: str, data: str | bytes) -> bytes | None:
         """One Socket.IO message of a client; returns the Engine.IO payload of an ack to send, if any."""
@@ -83,15 +86,49 @@ class Server(socketio.AsyncServer):  # type: ignore[misc]
                 body = NOT_JSON
         return await self._reply(eio_sid, event.group(1), body)
 
+    # ---- connections without a session -----------------------------------------------------
+    # An Engine.IO connection answers pings whether or not a Socket.IO session is on it: one that
+    # never sent CONNECT, was refused, or whose session the server ended (a replaced device, an
+    # expired token) stayed open as long as the client liked. The official client sends CONNECT
+    # at once and closes when its session ends; what is still without a session
+    # `connect_timeout_s` later is closed (Socket.IO's own server has connectTimeout for this).
+
+    async def _handle_eio_connect(self, eio_sid: str, environ: dict[str, Any]) -> None:
+        await super()._handle_eio_connect(eio_sid, environ)
+        self._close_later_if_idle(eio_sid)
+
+    async def disconnect(self, sid: str, namespace: str | None = None, ignore_queue: bool = False) -> None:
+        eio_sid = self.manager.eio_sid_from_sid(sid, namespace or NAMESPACE)
+        await super().disconnect(sid, namespace, ignore_queue)
+        if eio_sid is not None:
+            self._close_later_if_idle(eio_sid)
+
+    def _close_later_if_idle(self, eio_sid: str) -> None:
+        if self._open(eio_sid):
+            loop = asyncio.get_running_loop()
+            loop.call_later(self.connect_timeout_s, lambda: loop.create_task(self._close_if_idle(eio_sid)))
+
+    async def _close_if_idle(self, eio_sid: str) -> None:
+        if self._open(eio_sid) and self.manager.sid_from_eio_sid(eio_sid, NAMESPACE) is None:
+            await self.eio.disconnect(eio_sid)
+
+    def _open(self, eio_sid: str) -> bool:
+        sock = self.eio.sockets.get(eio_sid)
+        return sock is not None and not sock.closed and not getattr(sock, "closing", False)
+
     async def _handle_connect(self, eio_sid: str, namespace: str | None, data: Any) -> None:
         """python-socketio's, and then: a client that went while the connect handler waited (on
         Redis) had its disconnect ignored, the socket not being connected yet, so the session,
         device entry and subscription the handler made would outlive it until its token expired.
         Its disconnect runs now instead."""
         await super()._handle_connect(eio_sid, namespace, data)
-        sock = self.eio.sockets.get(eio_sid)
-        if sock is None or sock.closed or getattr(sock, "closing", False):
+        if not self._open(eio_sid):
             await self._handle_disconnect(eio_sid, namespace, self.reason.CLIENT_DISCONNECT)
+
+    async def _handle_disconnect(self, eio_sid: str, namespace: str | None, reason: Any = None) -> None:
+        """A client's own DISCONNECT leaves its connection without a session too."""
+        await super()._handle_disconnect(eio_sid, namespace, reason)
+        self._close_later_if_idle(eio_sid)
 
     async def _handle_event(self, eio_sid: str, namespace: str | None, id: int | None, data: Any) -> None:
         """An EVENT python-socketio decoded itself (a namespace written another way, "/?x,"): the

@@ -317,6 +317,19 @@ local function budget_key()
   return string.sub(K.state, 1, -(#WID + 4)) .. ':budget'  -- "<...>:u:<uid>:w:<wid>" -> "<...>:u:<uid>:budget"
 end
 
+-- One request against a rate limit of `burst` back to back, refilled one per `interval` ms:
+-- GCRA, `key` holding the theoretical arrival time of the next request. A refused request
+-- takes nothing. -> 0 when allowed, else the ms to wait.
+local function gcra(key, now, interval, burst)
+  local tat = tonumber(redis.call('GET', key)) or now
+  if tat < now then tat = now end
+  local wait = tat - interval * (burst - 1) - now
+  if wait > 0 then return math.ceil(wait) end
+  tat = tat + interval
+  redis.call('SET', key, tat, 'PX', math.ceil(tat - now))
+  return 0
+end
+
 -- {'rate_limited', ms to wait} while the user's budget is spent; nil when the call may go on.
 local function over_budget()
   TAT = tonumber(redis.call('GET', budget_key()))
