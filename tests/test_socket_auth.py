@@ -84,6 +84,13 @@ async def test_refused_handshakes(server: str, case: str, auth: object) -> None:
     await refused(server, auth)
 
 
+@pytest.mark.parametrize("garbage", ["not-a-jwt", "abc.def.ghi", "eyJhbGciOiJIUzI1NiJ9.%%%.x"])
+async def test_a_token_that_is_no_jwt_is_named_so_in_plain_words(server: str, garbage: str) -> None:
+    # PyJWT's own words named its decoder: "Invalid header string: 'utf-8' codec can't decode ...".
+    data = await refused(server, {"token": garbage, "device_id": "phone"})
+    assert data["message"] == "invalid token: not a JWT (header.payload.signature, each base64url JSON)"
+
+
 async def test_expired_message_says_expired(server: str) -> None:
     data = await refused(server, {"token": token("u1", ttl_s=-10), "device_id": "phone"})
     assert "expired" in data["message"]

@@ -48,6 +48,11 @@ class TokenVerifier:
                 issuer=self._issuer,
                 options=self._options,  # type: ignore[arg-type]
             )
+        except jwt.InvalidSignatureError as exc:
+            raise AuthError(f"invalid token: {exc}") from None
+        except jwt.DecodeError:
+            # PyJWT's words for this name its decoder's internals ("'utf-8' codec can't decode ...").
+            raise AuthError("invalid token: not a JWT (header.payload.signature, each base64url JSON)") from None
         except jwt.InvalidTokenError as exc:
             raise AuthError(f"invalid token: {exc}") from None
         sub = claims["sub"]
