@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import socketio
 from starlette.applications import Starlette
 
+from liveset import web_app
 from liveset.lifespan import lifespan
 from realtime.core import logs
 from realtime.core.auth import TokenVerifier
@@ -49,5 +50,7 @@ def create_app(settings: Settings | None = None) -> ReleaseOnEnd:
             yield {STATE_KEY: edge}
 
     rest = create_rest_app(services, app_lifespan)
+    if settings.web_app:
+        rest.router.routes.append(web_app.mount())
     engineio = socketio.ASGIApp(namespace.sio, other_asgi_app=rest, socketio_path="socket.io")
     return ReleaseOnEnd(PollingErrors(engineio, max_body=settings.max_message_bytes))

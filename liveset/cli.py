@@ -102,6 +102,7 @@ def dev_environment(env: dict[str, str], home: Path) -> Iterator[dict[str, str]]
     env = dict(env)
     env.setdefault("HOST", "127.0.0.1")
     env.setdefault("LOG_FORMAT", "text")
+    env.setdefault("WEB_APP", "1")
     if not env.get("JWT_SECRET") and not env.get("JWT_PUBLIC_KEY"):
         env["JWT_SECRET"] = _dev_secret(home)
     with contextlib.ExitStack() as stack:
@@ -133,6 +134,8 @@ def _banner(settings: Settings) -> None:
     if settings.jwt_algorithm == "HS256":
         token = mint(settings.jwt_key, DEMO_USER, 24 * 3600, audience=settings.jwt_audience, issuer=settings.jwt_issuer)
         print(f"token for user '{DEMO_USER}', valid 24 h:\n\n{token}\n")
+        if settings.web_app:
+            print(f"open the web app, signed in as '{DEMO_USER}':\n\n{url}/#token={token}\n")
     print("Ctrl-C stops the server and everything it started.\n", flush=True)
 
 

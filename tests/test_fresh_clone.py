@@ -147,6 +147,7 @@ async def test_run_command_serves_on_embedded_servers_and_stops_clean(clone: Pat
         token = re.search(r"^(eyJ\S+)$", printed, re.MULTILINE).group(1)  # type: ignore[union-attr]
         url = f"http://127.0.0.1:{port}"
         assert f"liveset is running at {url}" in printed
+        assert f"{url}/#token={token}" in printed  # the web app's link, signed in
         async with httpx.AsyncClient() as http:
             for _ in range(100):
                 try:
@@ -156,6 +157,7 @@ async def test_run_command_serves_on_embedded_servers_and_stops_clean(clone: Pat
                     pass
                 await asyncio.sleep(0.1)
             assert (await http.get(f"{url}/readyz")).json() == {"status": "ready"}
+            assert "<title>liveset</title>" in (await http.get(f"{url}/")).text
         device = await Device().connect(url, {"token": token, "device_id": "readme"})
         (ready,) = await device.wait_for("session:ready")
         assert ready["user_id"] == "demo"

@@ -74,6 +74,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # A connection still without a Socket.IO session this long after it opened (or after its
     # session ended) is closed.
     connect_timeout_s: float = 15.0
+    # The workout web app at / (liveset/web_app.py); `liveset dev` turns it on.
+    web_app: bool = False
 
 
 def _required(env: Mapping[str, str], name: str) -> str:
@@ -165,4 +167,5 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         ping_interval_s=_int(env, "PING_INTERVAL_S", 25, 1, 3600),
         ping_timeout_s=_int(env, "PING_TIMEOUT_S", 20, 1, 3600),
         connect_timeout_s=_int(env, "CONNECT_TIMEOUT_S", 15, 1, 3600),
+        web_app=bool(_int(env, "WEB_APP", 0, 0, 1)),
     )

@@ -1,0 +1,193 @@
+"""The web app (liveset/web/) in a real browser: Debian's Chromium driven by Playwright.
+
+Each browser context is one device (its own localStorage, so its own device_id). The
+server is the Procfile's process with WEB_APP=1, killed with -9 where a test needs it.
+Chromium comes from Debian's packages, installed here when the machine has none: Playwright's
+own browser download is not used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+import subprocess
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.async_api import Browser, Page, async_playwright
+
+from liveset.web_app import WEB_DIR
+
+from .clients import token
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = "/usr/bin/chromium"
+# Without the background-networking flags Chromium keeps trying hosts this machine cannot reach.
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync"]
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 900}
+
+
+def _install_chromium() -> None:
+    if Path(CHROMIUM).exists():
+        return
+    if shutil.which("apt-get") is None:
+        pytest.fail("the browser tests need Chromium: install Debian's `chromium` package (no apt-get here)")
+    env = {"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+    install = ["apt-get", "install", "-y", "-q", "chromium"]
+    if subprocess.run(install, env=env, capture_output=True).returncode != 0:  # package lists not fetched yet
+        subprocess.run(["apt-get", "update", "-q"], env=env, check=True, capture_output=True)
+        subprocess.run(install, env=env, check=True, capture_output=True)
+
+
+@pytest.fixture(scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    _install_chromium()
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield chromium
+        await chromium.close()
+
+
+async def _device(browser: Browser, url: str, user: str, viewport: dict[str, int] = PHONE, extra: str = "") -> Page:
+    context = await browser.new_context(viewport=viewport)
+    page = await context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.errors = errors  # type: ignore[attr-defined]
+    await page.goto(f"{url}/#token={token(user)}{extra}")
+    await page.wait_for_selector("#link[data-state=online]")
+    return page
+
+
+async def _start(page: Page, plan: str = "") -> None:
+    await page.fill("#plan", plan)
+    await page.click("#start-form button[type=submit]")
+    await page.wait_for_selector("#live:not([hidden])")
+
+
+async def _sets(page: Page) -> list[str]:
+    return [re.sub(r"\s+", " ", text).strip() for text in await page.locator("#sets li .what").all_text_contents()]
+
+
+def test_the_vendored_client_is_the_release_its_note_names() -> None:
+    note = (WEB_DIR / "vendor" / "README.md").read_text()
+    digest = hashlib.sha256((WEB_DIR / "vendor" / "socket.io.esm.min.js").read_bytes()).hexdigest()
+    assert digest in note and "socket.io-client@4.8.4" in note
+    assert (WEB_DIR / "vendor" / "socket.io-client.LICENSE").read_text().startswith("The MIT License")
+
+
+async def test_the_app_is_served_with_its_own_policy_and_only_when_asked(spawn) -> None:
+    with_app, without = await spawn(WEB_APP="1"), await spawn()
+    async with httpx.AsyncClient() as http:
+        page = await http.get(f"{with_app.url}/")
+        assert page.status_code == 200 and "<title>liveset</title>" in page.text
+        assert page.headers["content-security-policy"].startswith("default-src 'self'")
+        assert page.headers["x-frame-options"] == "DENY"
+        api = await http.get(f"{with_app.url}/api/v1/workouts")  # the REST side keeps its own policy
+        assert api.status_code == 401 and api.headers["content-security-policy"].startswith("default-src 'none'")
+        assert (await http.get(f"{with_app.url}/nothing-here")).status_code == 404
+        assert (await http.get(f"{without.url}/")).status_code == 404
+
+
+async def test_two_devices_of_one_user_train_as_one(browser: Browser, spawn) -> None:
+    server = await spawn(WEB_APP="1")
+    user = f"web-{uuid.uuid4().hex[:8]}"
+    phone = await _device(browser, server.url, user, PHONE)
+    laptop = await _device(browser, server.url, user, DESKTOP)
+    await _start(phone, "bench_press 3x5 60\nsquat 2x5 100")
+    await laptop.wait_for_selector("#live:not([hidden])", timeout=1000)
+    assert "Now: bench_press 5 reps @ 60 kg, set 1 of 3" in await laptop.text_content("#up-next")
+
+    # A set logged on the phone: on the laptop within a second, once; a record toast on both.
+    await phone.fill("#rest-seconds", "2")
+    await phone.click("#log-set")
+    await laptop.wait_for_selector("#sets li[data-set-id]:not([data-pending])", timeout=1000)
+    for page in (phone, laptop):
+        await page.wait_for_selector(".toast[data-key]", timeout=1000)
+        assert await _sets(page) == ["bench_press 60 kg × 5 · PR"]
+    # The rest timer it started ends on both within 100 ms of each other.
+    ended = []
+    for page in (phone, laptop):
+        await page.wait_for_selector("#rest-clock[data-state=done]", timeout=5000)
+        ended.append(int(await page.get_attribute("#rest-clock", "data-ended-at") or 0))
+    assert abs(ended[0] - ended[1]) <= 100, ended
+    assert "set 2 of 3" in await laptop.text_content("#up-next")
+
+    # Edited on the laptop (prefilled from the last set), deleted on the phone.
+    await laptop.click("#sets button[data-action=edit]")
+    await laptop.fill("#sets input[name=reps]", "6")
+    await laptop.click("#sets button[data-action=save]")
+    await phone.wait_for_function("() => document.querySelector('#sets .what').textContent.includes('× 6')",
+                                  timeout=1000)
+    await laptop.click("#log-set")
+    await phone.wait_for_function("() => document.querySelectorAll('#sets li').length === 2", timeout=1000)
+    await phone.locator("#sets li").nth(1).locator("button[data-action=delete]").click()
+    await laptop.wait_for_function("() => document.querySelectorAll('#sets li').length === 1", timeout=1000)
+
+    # Completed on the phone: the summary on both, then the history shows it.
+    await phone.click("#complete")
+    for page in (phone, laptop):
+        await page.wait_for_selector("#summary:not([hidden])", timeout=2000)
+        assert "1 sets of 1 exercises" in await page.text_content("#summary-text")
+    await laptop.click("#summary-done")
+    await laptop.click("[data-tab=history]")
+    await laptop.wait_for_selector("#workouts button")
+    await laptop.click("#workouts button")
+    await laptop.wait_for_selector("#workout-detail:not([hidden])")
+    assert "bench_press 60 kg × 6" in await laptop.text_content("#detail-sets")
+    assert phone.errors == [] and laptop.errors == []  # type: ignore[attr-defined]
+
+
+async def test_two_users_in_a_room_see_each_other(browser: Browser, spawn) -> None:
+    server = await spawn(WEB_APP="1")
+    ana, ben = f"ana-{uuid.uuid4().hex[:6]}", f"ben-{uuid.uuid4().hex[:6]}"
+    host = await _device(browser, server.url, ana, DESKTOP)
+    await host.click("[data-tab=room]")
+    await host.fill("#room-name", "Morning crew")
+    await host.click("#room-create button[type=submit]")
+    await host.wait_for_selector("#room-in:not([hidden])")
+    invite = await host.input_value("#room-invite")
+    assert invite.startswith(f"{server.url}/#join=")
+
+    guest = await _device(browser, server.url, ben, PHONE, extra="&join=" + invite.split("#join=")[1])
+    await host.wait_for_selector(f"#presence li[data-user={ben}]", timeout=2000)
+    await _start(guest, "row 1x1")
+    await guest.click("#log-set")
+    await host.wait_for_selector("#activity li[data-type=set_completed]", timeout=2000)
+    assert f"{ben} logged row" in await host.text_content("#activity")
+    assert "training" in await host.text_content(f"#presence li[data-user={ben}]")
+    await guest.close()
+    await host.wait_for_selector(f"#presence li[data-user={ben}]", state="detached", timeout=2000)
+
+
+async def test_a_server_killed_mid_workout_loses_nothing_and_shows_each_set_once(browser: Browser, spawn) -> None:
+    server = await spawn(WEB_APP="1")
+    user = f"kill-{uuid.uuid4().hex[:8]}"
+    phone = await _device(browser, server.url, user, PHONE)
+    watch = await _device(browser, server.url, user, PHONE)
+    await _start(phone, "deadlift 5x3 140")
+    await phone.click("#log-set")
+    await watch.wait_for_selector("#sets li[data-set-id]:not([data-pending])")
+    server.kill9()
+    await phone.wait_for_selector("#offline:not([hidden])", timeout=5000)
+    for _ in range(2):  # logged while the server is down: kept on the phone, shown as waiting
+        await phone.click("#log-set")
+    assert len(await phone.locator("#sets li[data-pending]").all()) == 2
+    await server.start()
+    await phone.wait_for_selector("#sets li[data-pending]", state="detached", timeout=15000)
+    await watch.wait_for_function("() => document.querySelectorAll('#sets li').length === 3", timeout=15000)
+    for page in (phone, watch):
+        assert await _sets(page) == ["deadlift 140 kg × 3 · PR"] + ["deadlift 140 kg × 3"] * 2
+    await phone.click("#complete")
+    await watch.wait_for_selector("#summary:not([hidden])", timeout=2000)
+    async with httpx.AsyncClient() as http:
+        auth = {"Authorization": f"Bearer {token(user)}"}
+        page = (await http.get(f"{server.url}/api/v1/workouts", headers=auth)).json()
+    assert [w["set_count"] for w in page["data"]] == [3]
