@@ -191,3 +191,29 @@ async def test_a_server_killed_mid_workout_loses_nothing_and_shows_each_set_once
         auth = {"Authorization": f"Bearer {token(user)}"}
         page = (await http.get(f"{server.url}/api/v1/workouts", headers=auth)).json()
     assert [w["set_count"] for w in page["data"]] == [3]
+
+
+async def test_a_record_edited_away_is_withdrawn_on_every_device_and_nothing_moves(browser: Browser, spawn) -> None:
+    server = await spawn(WEB_APP="1")
+    user = f"pr-{uuid.uuid4().hex[:8]}"
+    phone = await _device(browser, server.url, user, PHONE)
+    laptop = await _device(browser, server.url, user, DESKTOP)
+    await _start(phone, "bench_press 3x5 60")
+    await phone.click("#log-set")
+    await laptop.wait_for_selector("#sets li[data-set-id]:not([data-pending])")
+    await phone.fill("#set-weight", "80")
+    button = await phone.locator("#log-set").bounding_box()
+    await phone.click("#log-set")
+    heavier = phone.locator("#sets li").nth(1)
+    await heavier.wait_for()
+    key = await heavier.get_attribute("data-set-id")
+    for page in (phone, laptop):  # the toast of the heavier set, over the page: nothing above the list moved
+        await page.wait_for_selector(f".toast[data-key='{key}']", timeout=1000)
+    assert await phone.locator("#log-set").bounding_box() == button
+    assert await phone.eval_on_selector("#toasts", "e => getComputedStyle(e).position") == "fixed"
+    await laptop.locator(f"#sets li[data-set-id='{key}'] button[data-action=edit]").click()
+    await laptop.fill("#sets input[name=weight_kg]", "60")  # as the first set: a tie is no record
+    await laptop.click("#sets button[data-action=save]")
+    for page in (phone, laptop):
+        await page.wait_for_selector(f".toast[data-key='{key}'][data-withdrawn]", timeout=2000)
+        assert await _sets(page) == ["bench_press 60 kg × 5 · PR", "bench_press 60 kg × 5"]

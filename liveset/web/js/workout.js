@@ -18,7 +18,7 @@ export function apply(w, name, data) {
     case "set:completed":
     case "set:updated": upsertSet(w, data.set); takeRecords(w, data.set.exercise_id, data.records); w.stats = data.stats; break;
     case "set:deleted":
-      takeRecords(w, data.exercise_id, data.records, data.set_id);
+      takeRecords(w, data.exercise_id, data.records);  // while the set still names its exercise
       w.sets = w.sets.filter((s) => s.set_id !== data.set_id);
       w.stats = data.stats;
       break;
@@ -38,9 +38,9 @@ function upsertSet(w, set) {
 
 // Records come per exercise ("the exercise's records in this workout now"); a record names its
 // set, and the set its exercise.
-function takeRecords(w, exercise, records, goneSet = null) {
+function takeRecords(w, exercise, records) {
   const exerciseOf = new Map(w.sets.map((s) => [s.set_id, s.exercise_id]));
-  w.records = w.records.filter((r) => r.set_id !== goneSet && exerciseOf.get(r.set_id) !== exercise).concat(records);
+  w.records = w.records.filter((r) => exerciseOf.get(r.set_id) !== exercise).concat(records);
 }
 
 /** The plan's next step: the first item with sets still to do, and the one after it. */
