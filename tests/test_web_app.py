@@ -163,6 +163,12 @@ async def test_two_users_in_a_room_see_each_other(browser: Browser, spawn) -> No
     await host.wait_for_selector("#activity li[data-type=set_completed]", timeout=2000)
     assert f"{ben} logged row" in await host.text_content("#activity")
     assert "training" in await host.text_content(f"#presence li[data-user={ben}]")
+    # The host's second device does not know the room yet: it offers the rooms of its user.
+    tablet = await _device(browser, server.url, ana, PHONE)
+    await tablet.click("[data-tab=room]")
+    await tablet.click("#my-rooms-list button:has-text('Enter Morning crew')")
+    await tablet.wait_for_selector("#room-in:not([hidden])")
+    await host.wait_for_selector(f"#presence li[data-user={ana}]:has-text('2 devices')", timeout=2000)
     await guest.close()
     await host.wait_for_selector(f"#presence li[data-user={ben}]", state="detached", timeout=2000)
 

@@ -42,8 +42,8 @@ function start() {
     try { return await socket.timeout(timeout).emitWithAck(event, payload); }
     catch { return { ok: false, error: { code: "timeout", message: "no answer from the server" } }; }
   };
-  const room = new Room(call);
   const historyPanel = new History(token);
+  const room = new Room(call, (path) => historyPanel.get(path));
   $("app").hidden = false;
 
   // ---- the connection ----

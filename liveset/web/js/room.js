@@ -6,14 +6,19 @@ import { $, toast } from "/js/render.js";
 const KEY = "liveset.room";
 
 export class Room {
-  constructor(call) {
+  constructor(call, get) {
     this.call = call;
+    this.get = get;  // the REST side (history.js: History.get)
     this.room = null;
     this.people = new Map();  // user_id -> presence entry
     $("room-create").addEventListener("submit", (e) => { e.preventDefault(); this.enter("room:create", { name: $("room-name").value.trim() }); });
     $("room-join").addEventListener("submit", (e) => { e.preventDefault(); this.enter("room:join", { invite_code: inviteOf($("room-code").value) }); });
     $("room-leave").addEventListener("click", () => this.leave());
     $("room-copy").addEventListener("click", () => navigator.clipboard?.writeText($("room-invite").value));
+    $("my-rooms-list").addEventListener("click", (e) => {
+      const id = e.target.closest("button")?.dataset.room;
+      if (id) this.enter("room:join", { room_id: id });
+    });
   }
 
   get id() { return this.room?.room_id ?? null; }
@@ -25,6 +30,23 @@ export class Room {
     if (code) return this.enter("room:join", { invite_code: code });
     const id = localStorage.getItem(KEY);
     if (id) return this.enter("room:join", { room_id: id }, true);
+    return this.listMine();
+  }
+
+  /** Rooms this user is a member of (joined from another device, say): one tap to enter. */
+  async listMine() {
+    let rooms = [];
+    try { rooms = (await this.get("/api/v1/rooms")).data; } catch { /* the list is a convenience */ }
+    $("my-rooms").hidden = rooms.length === 0;
+    $("my-rooms-list").replaceChildren(...rooms.map((r) => {
+      const li = document.createElement("li");
+      const button = document.createElement("button");
+      button.type = "button";
+      button.dataset.room = r.room_id;
+      button.textContent = `Enter ${r.name}`;
+      li.append(button);
+      return li;
+    }));
   }
 
   async enter(event, payload, quiet = false) {
@@ -48,6 +70,7 @@ export class Room {
     localStorage.removeItem(KEY);
     $("activity").replaceChildren();
     this.render();
+    await this.listMine();
   }
 
   presence({ room_id, joins, leaves }) {
