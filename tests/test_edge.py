@@ -13,6 +13,7 @@ import gc
 import json
 import logging
 import re
+import socket
 import struct
 import uuid
 from typing import Any
@@ -24,7 +25,7 @@ import uvicorn
 
 from liveset.asgi import create_app
 from liveset.dev.embedded import free_port
-from realtime.transport.edge import EdgeSocket
+from realtime.transport.edge import MAX_IN_FLIGHT, EdgeSocket
 from realtime.transport.ws_frames import BINARY, CLOSE, CONTINUATION, PING, PONG, TEXT
 
 from .clients import Device, token
@@ -399,3 +400,53 @@ async def test_a_connection_left_without_a_session_is_closed_and_one_with_a_sess
         assert json.loads((await kept.text_starting(b"437"))[3:])[0]["ok"] is True
         await newer.close()
         await kept.close()
+
+
+def _edge_socket_of(client: RawClient) -> EdgeSocket:
+    port = client.writer.get_extra_info("sockname")[1]
+    return next(o for o in gc.get_objects() if isinstance(o, EdgeSocket) and o.transport is not None
+                and o.transport.get_extra_info("peername")[1] == port)
+
+
+async def test_a_client_that_reads_nothing_is_let_go_when_its_connection_is_closed(
+    redis_url: str, database_url: str
+) -> None:
+    # Big pings echoed as pongs to a client that never read filled the write buffer, and the close
+    # waited for it to drain: 20 such sockets held 5.8 MB each, still open 9 minutes later.
+    settings = make_settings(redis_url, database_url, connect_timeout_s=1.0)
+    async with in_process(settings) as url:
+        client, _ = await RawClient.open(url)
+        client.writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock = _edge_socket_of(client)
+        for _ in range(8):
+            client.send(client_frame(TEXT, b"2" + b"x" * 500_000))
+        for _ in range(100):  # 1 s without a session, then the close frame's 2 s
+            if sock.transport is None:
+                break
+            await asyncio.sleep(0.1)
+        assert sock.transport is None and sock.closed
+        client.writer.transport.abort()
+
+
+async def test_a_read_of_many_tiny_frames_is_handled_a_few_at_a_time(server: str) -> None:
+    # One read of 256 KB held 32,000 frames of `42`, and a task started for each at once: the
+    # loop was held for seconds, every other client with it.
+    client, _ = await RawClient.open(server)
+    await client.connect(f"user-{uuid.uuid4().hex[:8]}")
+    sock = _edge_socket_of(client)
+    most = 0
+
+    async def watch() -> None:
+        nonlocal most
+        while True:
+            most = max(most, sock.in_flight)
+            await asyncio.sleep(0)
+
+    watcher = asyncio.create_task(watch())
+    client.send(client_frame(TEXT, b"42") * 20_000)
+    client.send(client_frame(TEXT, b'427["time:sync",{}]'))
+    ack = await asyncio.wait_for(client.text_starting(b"437"), 30)
+    watcher.cancel()
+    assert json.loads(ack[3:])[0]["error"]["code"] == "rate_limited"  # the flood spent its rate; still answered
+    assert 0 < most <= MAX_IN_FLIGHT, most
+    await client.close()

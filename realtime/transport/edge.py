@@ -21,6 +21,7 @@ python-engineio: a request the edge does not take is left to the ASGI app.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 from typing import Any
 from urllib.parse import parse_qs
@@ -131,7 +132,7 @@ class EdgeSocket(asyncio.Protocol):
     """One client connection; python-engineio's socket interface where python-socketio uses it."""
 
     __slots__ = ("edge", "sid", "transport", "reader", "server_state", "timer", "awaiting_pong",
-                 "closing", "closed", "paused", "backlog", "in_flight", "session", "unsent")
+                 "closing", "closed", "paused", "backlog", "in_flight", "session", "unsent", "waiting")
 
     connected = True  # for python-engineio: this socket is open and on its final transport
     upgraded = True
@@ -150,6 +151,7 @@ class EdgeSocket(asyncio.Protocol):
         self.paused = False  # the transport's write buffer is over its high-water mark
         self.backlog = 0  # packets written while paused: what a queue would hold
         self.in_flight = 0
+        self.waiting: collections.deque[tuple[int, bytes]] | None = None  # frames read, not yet handled
         self.session: dict[str, Any] = {}
         self.unsent: list[bytes] | None = None  # frames written since the edge last flushed
         server_state.connections.add(self)
@@ -163,12 +165,25 @@ class EdgeSocket(asyncio.Protocol):
             self._closing_read(data)
             return
         try:
-            messages = self.reader.feed(data)  # type: ignore[union-attr]  # None only once closing
+            frames = self.reader.feed(data)  # type: ignore[union-attr]  # None only once closing
         except ProtocolError as exc:
             self.reader = None  # what follows can't be framed: it is read and dropped
             self._close(exc.code, str(exc), self.edge.reason.TRANSPORT_ERROR)
             return
-        for opcode, payload in messages:
+        if self.waiting is None:
+            self.waiting = collections.deque(frames)  # made per read: an idle connection holds none
+        else:
+            self.waiting.extend(frames)
+        self._take_waiting()
+
+    def _take_waiting(self) -> None:
+        """Handle the frames read, in order, while fewer than MAX_IN_FLIGHT messages are being
+        handled; the rest wait for those, and the transport reads nothing more meanwhile. One
+        read of 256 KB can hold 32,000 tiny frames: started all at once, their tasks held the
+        loop for seconds."""
+        waiting = self.waiting
+        while waiting and self.in_flight < MAX_IN_FLIGHT:
+            opcode, payload = waiting.popleft()
             if opcode == TEXT:
                 self._engineio(payload)
             elif opcode == BINARY:
@@ -179,7 +194,15 @@ class EdgeSocket(asyncio.Protocol):
                 code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else NORMAL
                 self._close(code, "", self.edge.reason.CLIENT_DISCONNECT, answered=True)
             if self.closing:
+                self.waiting = None
                 return
+        if not waiting:
+            self.waiting = None
+        if self.transport is not None:
+            if self.waiting or self.in_flight >= MAX_IN_FLIGHT:
+                self.transport.pause_reading()  # a client faster than its handlers waits in TCP, not here
+            elif not self.paused:
+                self.transport.resume_reading()
 
     def _closing_read(self, data: bytes) -> None:
         """After our close frame: wait for the client's, reading (not leaving unread data to reset the TCP)."""
@@ -209,7 +232,7 @@ class EdgeSocket(asyncio.Protocol):
     def resume_writing(self) -> None:
         self.paused = False
         self.backlog = 0
-        if self.transport is not None and self.in_flight < MAX_IN_FLIGHT:
+        if self.transport is not None and self.in_flight < MAX_IN_FLIGHT and not self.waiting:
             self.transport.resume_reading()
 
     def shutdown(self) -> None:
@@ -237,8 +260,6 @@ class EdgeSocket(asyncio.Protocol):
 
     def _message(self, data: str | bytes) -> None:
         self.in_flight += 1
-        if self.in_flight == MAX_IN_FLIGHT and self.transport is not None:
-            self.transport.pause_reading()  # a client faster than its handlers waits in TCP, not here
         self.spawn(self._handle(data))
 
     async def _handle(self, data: str | bytes) -> None:
@@ -250,8 +271,8 @@ class EdgeSocket(asyncio.Protocol):
             log.debug("unreadable Socket.IO message ignored", exc_info=True)
         finally:
             self.in_flight -= 1
-            if self.in_flight == MAX_IN_FLIGHT - 1 and self.transport is not None and not self.paused:
-                self.transport.resume_reading()
+            if self.in_flight == MAX_IN_FLIGHT - 1 and not self.closing:
+                self._take_waiting()
 
     async def opened(self, environ: dict[str, Any]) -> None:
         accepted = await self.edge.handlers["connect"](self.sid, environ)
@@ -333,9 +354,10 @@ class EdgeSocket(asyncio.Protocol):
         transport.write(close_frame(code, text))
         if answered:
             transport.close()
-        else:
-            self._stop_timer()
-            self.timer = asyncio.get_running_loop().call_later(CLOSE_TIMEOUT_S, transport.close)
+        # close() waits for the write buffer to drain: a client that reads nothing kept the
+        # connection, its buffer and its memory for good. What it has not taken by then is dropped.
+        self._stop_timer()
+        self.timer = asyncio.get_running_loop().call_later(CLOSE_TIMEOUT_S, transport.abort)
 
     def _end(self, reason: Any) -> None:
         """The client went (or broke the protocol): tell python-socketio once."""
