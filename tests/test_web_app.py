@@ -135,7 +135,7 @@ async def test_two_devices_of_one_user_train_as_one(browser: Browser, spawn) -> 
     await phone.click("#complete")
     for page in (phone, laptop):
         await page.wait_for_selector("#summary:not([hidden])", timeout=2000)
-        assert "1 sets of 1 exercises" in await page.text_content("#summary-text")
+        assert "1 set of 1 exercise" in await page.text_content("#summary-text")
     await laptop.click("#summary-done")
     await laptop.click("[data-tab=history]")
     await laptop.wait_for_selector("#workouts button")
@@ -158,7 +158,9 @@ async def test_two_users_in_a_room_see_each_other(browser: Browser, spawn) -> No
 
     guest = await _device(browser, server.url, ben, PHONE, extra="&join=" + invite.split("#join=")[1])
     await host.wait_for_selector(f"#presence li[data-user={ben}]", timeout=2000)
-    await _start(guest, "row 1x1")
+    await guest.wait_for_selector("#room-in:not([hidden])")  # the invite's room is shown
+    await guest.click("[data-tab=train]")
+    await _start(guest, "Row 1x1")
     await guest.click("#log-set")
     await host.wait_for_selector("#activity li[data-type=set_completed]", timeout=2000)
     assert f"{ben} logged row" in await host.text_content("#activity")
@@ -223,3 +225,24 @@ async def test_a_record_edited_away_is_withdrawn_on_every_device_and_nothing_mov
     for page in (phone, laptop):
         await page.wait_for_selector(f".toast[data-key='{key}'][data-withdrawn]", timeout=2000)
         assert await _sets(page) == ["bench_press 60 kg × 5 · PR", "bench_press 60 kg × 5"]
+
+
+async def test_the_set_form_follows_the_plan_and_says_what_is_wrong(browser: Browser, spawn) -> None:
+    # A new user's fourth bench set: after the plan's last one the form still said bench_press,
+    # because the button they had tapped kept the focus; and "60,5" kg was logged as 605.
+    server = await spawn(WEB_APP="1")
+    page = await _device(browser, server.url, f"form-{uuid.uuid4().hex[:8]}", PHONE)
+    await _start(page, "Bench Press 2x5 60,5\nDips 1x10")
+    for _ in range(2):
+        await page.click("#log-set")
+    await page.wait_for_function("() => document.getElementById('set-exercise').value === 'dips'")
+    assert [await page.input_value(f"#set-{f}") for f in ("weight", "reps")] == ["", "10"]  # bodyweight
+    await page.fill("#set-weight", "12,5kg")
+    await page.click("#log-set")
+    assert "is not a weight" in await page.text_content("#set-error")
+    await page.fill("#set-weight", "12,5")
+    await page.click("#log-set")
+    await page.wait_for_function("() => document.querySelectorAll('#sets li:not([data-pending])').length === 3")
+    assert await _sets(page) == ["bench_press 60.5 kg × 5 · PR", "bench_press 60.5 kg × 5", "dips 12.5 kg × 10 · PR"]
+    assert await page.text_content("#set-error") == ""
+    assert "Plan done" in await page.text_content("#up-next")

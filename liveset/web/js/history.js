@@ -1,6 +1,6 @@
 // The history panel, from the REST side: past workouts (paged), one workout's sets and its
 // exercises' records, and the volume per week as bars.
-import { $ } from "/js/render.js";
+import { $, plural, recordText } from "/js/render.js";
 
 const WEEKS = 12;
 
@@ -38,7 +38,7 @@ export class History {
       const button = document.createElement("button");
       button.type = "button";
       button.dataset.workout = w.workout_id;
-      button.textContent = `${new Date(w.completed_at).toLocaleDateString()} · ${w.name || "Workout"} · ${w.set_count} sets · ${Math.round(w.total_volume_kg)} kg`;
+      button.textContent = `${new Date(w.completed_at).toLocaleDateString()} · ${w.name || "Workout"} · ${plural(w.set_count, "set")} · ${Math.round(w.total_volume_kg)} kg`;
       li.append(button);
       $("workouts").append(li);
     }
@@ -59,7 +59,7 @@ export class History {
     const records = await Promise.all(exercises.map((e) => this.get(`/api/v1/exercises/${encodeURIComponent(e)}/records`)));
     $("detail-records").replaceChildren(...records.flatMap((r) => r.data.map((item) => {
       const li = document.createElement("li");
-      li.textContent = `${r.exercise_id}: ${item.type.replaceAll("_", " ")} ${item.value}`;
+      li.textContent = `${r.exercise_id}: ${recordText(item)}`;
       return li;
     })));
     $("workout-detail").hidden = false;
@@ -69,20 +69,21 @@ export class History {
     const from = new Date(Date.now() - WEEKS * 7 * 86400e3).toISOString().slice(0, 10);
     const tz = Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
     const volume = await this.get(`/api/v1/analytics/volume?${new URLSearchParams({ bucket: "week", from, tz })}`);
-    const svg = $("volume-chart");
-    const most = Math.max(1, ...volume.data.map((b) => b.total_volume_kg));
-    const width = 320 / WEEKS;
-    svg.replaceChildren(...volume.data.slice(-WEEKS).map((b, i) => {
-      const bar = document.createElementNS("http://www.w3.org/2000/svg", "rect");
-      const height = (b.total_volume_kg / most) * 110;
-      bar.setAttribute("x", String(i * width + 2));
-      bar.setAttribute("width", String(width - 4));
-      bar.setAttribute("y", String(118 - height));
-      bar.setAttribute("height", String(height));
-      const title = document.createElementNS("http://www.w3.org/2000/svg", "title");
-      title.textContent = `week of ${b.start}: ${Math.round(b.total_volume_kg)} kg`;
-      bar.append(title);
-      return bar;
+    const weeks = volume.data.slice(-WEEKS);
+    const most = Math.max(1, ...weeks.map((b) => b.total_volume_kg));
+    $("volume-chart").replaceChildren(...weeks.map((b) => {
+      const li = document.createElement("li");
+      const label = document.createElement("span");
+      label.textContent = b.start;  // the week's first day
+      const bar = document.createElement("span");
+      bar.className = "bar";
+      bar.style.width = `${(b.total_volume_kg / most) * 100}%`;  // CSSOM, which the page's CSP allows
+      const value = document.createElement("span");
+      value.className = "value";
+      value.textContent = `${Math.round(b.total_volume_kg).toLocaleString()} kg`;
+      li.append(label, bar, value);
+      return li;
     }));
+    if (!weeks.length) $("volume-chart").textContent = "Nothing logged in these weeks.";
   }
 }

@@ -2,10 +2,10 @@
 // workout kept in step with the server by seq, sets queued while offline, and the room and
 // history panels. docs/protocol.md is the contract every call here follows.
 import { io } from "/vendor/socket.io.esm.min.js";
-import { ENDED, apply, parsePlan, prefill } from "/js/workout.js";
+import { ENDED, apply, exerciseId, parsePlan, prefill, weight } from "/js/workout.js";
 import * as outbox from "/js/outbox.js";
 import { serverNow, sync as syncClock } from "/js/clock.js";
-import { $, renderWorkout, toast, withdrawToasts, restTick, setLink, recordText } from "/js/render.js";
+import { $, renderWorkout, toast, withdrawToasts, restTick, setLink, recordText, prefillNext } from "/js/render.js";
 import { Room } from "/js/room.js";
 import { History } from "/js/history.js";
 
@@ -33,7 +33,7 @@ $("signin-form").addEventListener("submit", (e) => {
   location.reload();
 });
 
-if (!token) signIn("Open the link `liveset dev` printed, or paste a token.");
+if (!token) signIn("Open the link the server printed when it started (python3 run.py server), or paste a token.");
 else start();
 
 function start() {
@@ -47,11 +47,12 @@ function start() {
   $("app").hidden = false;
 
   // ---- the connection ----
-  socket.on("connect", () => { $("offline").hidden = true; setLink("online", "online"); });
+  socket.on("connect", () => { $("offline").hidden = true; setLink("online", "online"); render(); });
   socket.on("disconnect", (reason) => {
     if (reason === "io server disconnect") return;  // session:expired said why
     $("offline").hidden = false;
     setLink("offline, reconnecting…", "offline");
+    render();
   });
   socket.on("connect_error", (err) => {
     const data = err.data;
@@ -132,7 +133,7 @@ function start() {
       take("set:completed", ack.data);  // the event may come after the ack; seq skips the second
     } else if (!["timeout", "unavailable", "rate_limited"].includes(ack.error.code)) {
       outbox.remove(payload.set_id);  // the server will never take it: say so, keep nothing
-      toast(`Set not logged: ${ack.error.message}`, "error");
+      $("set-error").textContent = `Set not logged: ${ack.error.message}`;
     }
     render();
     return ack;
@@ -148,13 +149,14 @@ function start() {
   $("start-form").addEventListener("submit", async (e) => {
     e.preventDefault();
     let plan;
-    try { plan = parsePlan($("plan").value); } catch (err) { toast(err.message, "error"); return; }
+    try { plan = parsePlan($("plan").value); } catch (err) { $("start-error").textContent = err.message; return; }
+    $("start-error").textContent = "";
     const payload = { workout_id: crypto.randomUUID() };
     if ($("workout-name").value.trim()) payload.name = $("workout-name").value.trim();
     if (plan.length) payload.plan = plan;
     if (room.id) payload.room_id = room.id;
     const ack = await call("workout:start", payload);
-    if (!ack.ok) { toast(ack.error.message, "error"); return; }
+    if (!ack.ok) { $("start-error").textContent = ack.error.message; return; }
     if (!state.w || state.w.workout_id !== ack.data.workout_id || state.w.seq < ack.data.seq) state.w = ack.data.workout;
     render();
   });
@@ -162,18 +164,25 @@ function start() {
   $("set-form").addEventListener("submit", async (e) => {
     e.preventDefault();
     const w = state.w;
-    const number = (id) => ($(id).value === "" ? null : Number($(id).value));
-    const payload = { workout_id: w.workout_id, set_id: crypto.randomUUID(), exercise_id: $("set-exercise").value.trim(),
-      weight_kg: number("set-weight"), reps: number("set-reps"), completed_at: Math.round(serverNow()) };
+    let weightKg;
+    try { weightKg = weight($("set-weight").value); } catch (err) { $("set-error").textContent = err.message; return; }
+    const exercise = exerciseId($("set-exercise").value);
+    if (!exercise) { $("set-error").textContent = "Name the exercise."; return; }
+    $("set-error").textContent = "";
+    const payload = { workout_id: w.workout_id, set_id: crypto.randomUUID(), exercise_id: exercise,
+      weight_kg: weightKg, reps: Number($("set-reps").value), completed_at: Math.round(serverNow()) };
     outbox.add(payload);
+    prefillNext();  // the form moves on with the plan, though the button keeps the focus
     render();
     if (!socket.connected) return;
     const ack = await send(payload);
     if (ack.ok) startRest(payload.exercise_id);
   });
 
+  $("set-form").addEventListener("input", () => { $("set-error").textContent = ""; });
   $("set-exercise").addEventListener("change", () => {
-    const values = prefill(state.w, $("set-exercise").value.trim());
+    if (!exerciseId($("set-exercise").value)) return;
+    const values = prefill(state.w, exerciseId($("set-exercise").value));
     $("set-weight").value = values.weight_kg ?? "";
     $("set-reps").value = values.reps ?? "";
   });
@@ -229,6 +238,7 @@ function start() {
       for (const t of document.querySelectorAll("[data-tab]")) t.setAttribute("aria-pressed", String(t === tab));
       for (const panel of document.querySelectorAll("[data-panel]")) panel.hidden = panel.id !== tab.dataset.tab;
       if (tab.dataset.tab === "history") historyPanel.load();
+      if (tab.dataset.tab === "room" && !room.id) room.listMine();
     });
   }
 
@@ -238,7 +248,7 @@ function start() {
   }
 
   function render() {
-    renderWorkout(state.w, outbox.pending(), state.editing);
+    renderWorkout(state.w, outbox.pending(), state.editing, socket.connected);
     withdrawToasts(state.w);
   }
 

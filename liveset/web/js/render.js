@@ -19,12 +19,18 @@ export function setLink(text, state) {
   $("link").dataset.state = state;
 }
 
+export const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
+
 const describe = (s) => [s.exercise_id, s.weight_kg != null && `${s.weight_kg} kg`, s.reps != null && `× ${s.reps}`]
   .filter(Boolean).join(" ");
 
 let shownCurrent = null;
 
-export function renderWorkout(w, pending, editing) {
+/** After a set is logged here: the form takes the plan's next step, focus or not. */
+export function prefillNext() { shownCurrent = null; forced = true; }
+let forced = false;
+
+export function renderWorkout(w, pending, editing, online = true) {
   const live = w && !ENDED.has(w.status);
   $("start-form").hidden = Boolean(live) || w?.status === "completed";
   $("live").hidden = !live;
@@ -35,17 +41,21 @@ export function renderWorkout(w, pending, editing) {
   $("live-name").textContent = w.name || "Workout";
   $("live-status").textContent = w.status === "paused" ? "paused" : `started ${new Date(w.started_at).toLocaleTimeString()}`;
   $("pause").textContent = w.status === "paused" ? "Resume" : "Pause";
-  for (const id of ["log-set", "rest-start", "rest-plus", "rest-minus", "rest-skip"]) $(id).disabled = w.status === "paused";
+  $("log-set").disabled = w.status === "paused";  // offline too: it is kept and sent later
+  // These need the server now: offline they would only fail later.
+  for (const id of ["rest-start", "rest-plus", "rest-minus", "rest-skip"]) $(id).disabled = !online || w.status === "paused";
+  for (const id of ["pause", "complete", "discard"]) $(id).disabled = !online;
 
   const { current, next, planned } = upNext(w);
   const target = (x) => `${x.item.exercise_id}${x.item.reps ? ` ${x.item.reps} reps` : ""}${x.item.weight_kg != null ? ` @ ${x.item.weight_kg} kg` : ""}`;
   $("up-next").textContent = !planned ? "" : !current ? "Plan done: log more or complete."
     : `Now: ${target(current)}, set ${current.done + 1} of ${current.item.sets || 1}` + (next ? ` · Next: ${next.item.exercise_id}` : "");
-  // Prefill when what is current changes, not while someone types.
   const exercise = current?.item.exercise_id ?? w.sets.at(-1)?.exercise_id ?? "";
   const key = `${w.workout_id}:${exercise}:${w.sets.length}`;
-  if (key !== shownCurrent && document.activeElement?.closest("#set-form") == null) {
+  // Prefill when what is current changes, not while someone types in the form.
+  if (key !== shownCurrent && (forced || !document.activeElement?.matches("#set-form input"))) {
     shownCurrent = key;
+    forced = false;
     $("set-exercise").value = exercise;
     const values = prefill(w, exercise);
     $("set-weight").value = values.weight_kg ?? "";
@@ -60,7 +70,7 @@ export function renderWorkout(w, pending, editing) {
   }
   $("sets").replaceChildren(...rows);
   const st = w.stats;
-  $("stats").textContent = `${st.set_count} sets · ${Math.round(st.total_volume_kg)} kg` + (st.avg_rpe ? ` · RPE ${st.avg_rpe}` : "");
+  $("stats").textContent = `${plural(st.set_count, "set")} · ${Math.round(st.total_volume_kg)} kg` + (st.avg_rpe ? ` · RPE ${st.avg_rpe}` : "");
 }
 
 function setRow(s, pr, editing, isPending) {
@@ -85,8 +95,10 @@ function setRow(s, pr, editing, isPending) {
 function renderSummary(w) {
   const s = w.summary;
   if (!s) { $("summary-text").textContent = "Stored in your history."; $("summary-prs").replaceChildren(); return; }
-  $("summary-text").textContent = `${s.set_count} sets of ${s.exercise_count} exercises · ${Math.round(s.total_volume_kg)} kg · ${Math.round(s.duration_s / 60)} min`;
-  $("summary-prs").replaceChildren(...s.prs.map((r) => node("li", { className: "pr" }, recordText(r))));
+  $("summary-text").textContent = `${plural(s.set_count, "set")} of ${plural(s.exercise_count, "exercise")} · ${Math.round(s.total_volume_kg)} kg · ${Math.round(s.duration_s / 60)} min`;
+  const exerciseOf = new Map(w.sets.map((set) => [set.set_id, set.exercise_id]));
+  $("summary-prs").replaceChildren(...s.prs.map((r) => node("li", { className: "pr" },
+    `${exerciseOf.get(r.set_id) ?? "record"}: ${recordText(r)}`)));
 }
 
 // ---- the rest timer: every device counts down to the server's ends_at ----

@@ -14,7 +14,11 @@ export class Room {
     $("room-create").addEventListener("submit", (e) => { e.preventDefault(); this.enter("room:create", { name: $("room-name").value.trim() }); });
     $("room-join").addEventListener("submit", (e) => { e.preventDefault(); this.enter("room:join", { invite_code: inviteOf($("room-code").value) }); });
     $("room-leave").addEventListener("click", () => this.leave());
-    $("room-copy").addEventListener("click", () => navigator.clipboard?.writeText($("room-invite").value));
+    $("room-copy").addEventListener("click", async () => {
+      try { await navigator.clipboard.writeText($("room-invite").value); } catch { $("room-invite").select(); return; }
+      $("room-copy").textContent = "Copied";
+      setTimeout(() => { $("room-copy").textContent = "Copy invite"; }, 2000);
+    });
     $("my-rooms-list").addEventListener("click", (e) => {
       const id = e.target.closest("button")?.dataset.room;
       if (id) this.enter("room:join", { room_id: id });
@@ -27,7 +31,11 @@ export class Room {
   async rejoin() {
     const code = sessionStorage.getItem("liveset.join");
     sessionStorage.removeItem("liveset.join");
-    if (code) return this.enter("room:join", { invite_code: code });
+    if (code) {
+      await this.enter("room:join", { invite_code: code });
+      document.querySelector("[data-tab=room]").click();  // the invite was for this: show the room
+      return;
+    }
     const id = localStorage.getItem(KEY);
     if (id) return this.enter("room:join", { room_id: id }, true);
     return this.listMine();

@@ -61,15 +61,34 @@ export function prefill(w, exercise) {
   return item ? { weight_kg: item.weight_kg ?? null, reps: item.reps ?? null } : { weight_kg: null, reps: null };
 }
 
-/** `bench_press 3x5 60` per line -> plan items (docs/protocol.md: PlanItem). */
+/** What the app calls an exercise: "Bench Press" and "bench_press" are one (its records too). */
+export function exerciseId(name) {
+  return name.trim().toLowerCase().replace(/\s+/g, "_").slice(0, 64);
+}
+
+/** A weight as typed: "62.5" or "62,5"; "" is none (bodyweight). -> number | null, or throws. */
+export function weight(text) {
+  const t = text.trim().replace(",", ".");
+  if (t === "") return null;
+  const n = Number(t);
+  if (!/^\d+(\.\d+)?$/.test(t) || n > 2000) throw new Error(`"${text}" is not a weight: kg from 0 to 2000, like 62.5`);
+  return n;
+}
+
+/** `Bench press 3x5 60` per line (sets x reps, then kg; only the name is needed) -> plan items. */
 export function parsePlan(text) {
   const items = [];
   for (const line of text.split("\n").map((l) => l.trim()).filter(Boolean)) {
-    const m = line.match(/^(\S+)(?:\s+(\d+)\s*[x×]\s*(\d+))?(?:\s*@?\s*(\d+(?:\.\d+)?)\s*(?:kg)?)?$/i);
-    if (!m) throw new Error(`cannot read plan line "${line}": write it as "exercise 3x5 60"`);
-    const item = { exercise_id: m[1] };
-    if (m[2]) { item.sets = Number(m[2]); item.reps = Number(m[3]); }
-    if (m[4]) item.weight_kg = Number(m[4]);
+    const m = line.match(/^(.+?)(?:\s+(\d+)\s*[x×]\s*(\d+))?(?:\s+(\d+(?:[.,]\d+)?)\s*(?:kg)?)?$/i);
+    const name = m && exerciseId(m[1]);
+    if (!name || /^\d/.test(name)) throw new Error(`cannot read the plan line "${line}": write it as "Bench press 3x5 60"`);
+    const item = { exercise_id: name };
+    if (m[2]) {
+      item.sets = Number(m[2]);
+      item.reps = Number(m[3]);
+      if (item.sets < 1 || item.sets > 100 || item.reps > 1000) throw new Error(`"${line}": 1-100 sets of 0-1000 reps`);
+    }
+    if (m[4]) item.weight_kg = weight(m[4]);
     items.push(item);
   }
   return items;
