@@ -450,3 +450,22 @@ async def test_a_read_of_many_tiny_frames_is_handled_a_few_at_a_time(server: str
     assert json.loads(ack[3:])[0]["error"]["code"] == "rate_limited"  # the flood spent its rate; still answered
     assert 0 < most <= MAX_IN_FLIGHT, most
     await client.close()
+
+
+async def test_an_event_without_a_session_is_not_even_read(server: str) -> None:
+    # Up to 1 MiB of JSON was decoded for a connection with no session (73 ms for one with a lone
+    # surrogate), then dropped: work for anyone, before any token or rate limit.
+    client, _ = await RawClient.open(server)
+    sio = _edge_socket_of(client).edge.on_message.__self__  # type: ignore[attr-defined]
+    read: list[str] = []
+    decode = sio.decode
+    sio.decode = lambda text: (read.append(text), decode(text))[1]
+    try:
+        client.send(client_frame(TEXT, b'421["time:sync",{"pad":"' + b"x" * 100_000 + b'"}]'))
+        await client.connect(f"user-{uuid.uuid4().hex[:8]}")
+        client.send(client_frame(TEXT, b'422["time:sync",{}]'))
+        assert json.loads((await client.text_starting(b"432"))[3:])[0]["ok"] is True
+        assert read == ["[\"time:sync\",{}]"]  # the event of the session only
+    finally:
+        sio.decode = decode
+        await client.close()

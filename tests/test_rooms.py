@@ -153,6 +153,34 @@ async def test_invites_guesses_rotation_size_and_removal(redis_url: str, databas
             await asyncio.gather(*(d.close() for d in (o, f, t, g)))
 
 
+async def test_a_member_looping_leave_and_join_is_refused_until_the_rate_allows(
+    redis_url: str, database_url: str
+) -> None:
+    # Ten devices of one member looping room:leave and room:join sent every other member's
+    # devices some 94 presence events a second, each with its Postgres writes.
+    settings = make_settings(redis_url, database_url, connect_rate_per_s=2.0, connect_burst=4)
+    host, looper = users("host", "looper")
+    async with in_process(settings) as url:
+        h, lp = await connect(url, host), await connect(url, looper)
+        try:
+            room = (await ok(h, "room:create", {"name": "Loop"}))["room"]  # the host's own count
+            for event in ("room:join", "room:leave", "room:join", "room:leave"):
+                target = {"invite_code": room["invite_code"]} if event == "room:join" else {"room_id": room["room_id"]}
+                await ok(lp, event, target)
+            await asyncio.sleep(0.2)
+            heard = len([e for e, _ in h.events if e == "room:presence"])
+            refused = await error(lp, "room:join", {"invite_code": room["invite_code"]})
+            assert refused["code"] == "rate_limited" and 0 < refused["details"]["retry_after_ms"] <= 500
+            await asyncio.sleep(0.2)
+            assert len([e for e, _ in h.events if e == "room:presence"]) == heard  # the refusal told no one
+            await asyncio.sleep(refused["details"]["retry_after_ms"] / 1000)
+            await ok(lp, "room:join", {"invite_code": room["invite_code"]})
+            await ok(h, "room:leave", {"room_id": room["room_id"]})  # another user's rate is their own
+        finally:
+            await h.close()
+            await lp.close()
+
+
 async def test_many_devices_reconnecting_at_once_leave_presence_exact(redis_url: str, database_url: str) -> None:
     members = users(*[f"m{i}" for i in range(8)])
     async with in_process(make_settings(redis_url, database_url)) as url:

@@ -33,6 +33,10 @@ class Keys:
         """The user's connected devices, across processes (devices.py)."""
         return f"{self.shard(shard_of(user_id))}:u:{user_id}:conns"
 
+    def room_rate(self, user_id: str) -> str:
+        """The user's room:create, room:join and room:leave, rate limited (handlers/rooms.py)."""
+        return f"{self.shard(shard_of(user_id))}:u:{user_id}:roomrate"
+
     def connect_rate(self, user_id: str) -> str:
         """The user's connects, rate limited (lua/devices_join.lua); in the slot of `connections`."""
         return f"{self.shard(shard_of(user_id))}:u:{user_id}:connects"

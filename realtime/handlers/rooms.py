@@ -18,11 +18,13 @@ from typing import Any, cast
 
 import msgspec
 from asyncpg import PostgresError
+from redis.exceptions import RedisError
 
 from db import rooms as db_rooms
 from realtime.core import protocol as p
 from realtime.core.errors import AppError
 from realtime.live.fanout import KICK, group_room
+from realtime.live.live_state import now_ms
 from realtime.live.room_state import change_presence, room_of
 from realtime.live.services import Services
 
@@ -117,7 +119,24 @@ class RoomHandlers:
 
     # ---- events -------------------------------------------------------------
 
+    async def _counted(self, session: Session) -> None:
+        """A room:create, room:join or room:leave of the user, against a rate shared by every
+        process (lua/rate_take.lua), as many as the user's connects: each changes the presence
+        every member's devices hear, and 10 devices looping leave and join sent them ~94 each a
+        second. A refused one changes nothing."""
+        runtime, settings = self.services.runtime, self.services.settings
+        try:
+            wait: int = await runtime.live.line.run(
+                runtime.live.scripts["rate_take"], [runtime.live.keys.room_rate(session.user_id)],
+                [now_ms(), 1000 / settings.connect_rate_per_s, settings.connect_burst])
+        except RedisError as exc:
+            raise AppError("unavailable", "live state is unreachable; retry") from exc
+        if wait:
+            raise AppError("rate_limited", f"more than {settings.connect_burst} room joins and leaves in a row, then "
+                           f"{settings.connect_rate_per_s:g}/s; retry after {wait} ms", {"retry_after_ms": wait})
+
     async def create(self, session: Session, payload: p.RoomCreate) -> msgspec.Raw:
+        await self._counted(session)
         db = self.services.runtime.db
         try:
             row = await db_rooms.create(db, uuid.uuid4(), payload.name, session.user_id, new_invite_code(),
@@ -131,6 +150,7 @@ class RoomHandlers:
     async def join(self, session: Session, payload: p.RoomJoin) -> msgspec.Raw:
         if (payload.invite_code is None) == (payload.room_id is None):
             raise AppError("invalid_payload", "send invite_code or room_id", {"field": "invite_code"})
+        await self._counted(session)
         runtime = self.services.runtime
         guesses_key = runtime.live.keys.invite_guesses(session.user_id)
         try:
@@ -161,6 +181,7 @@ class RoomHandlers:
         return _joined(room, await self._enter(session, room.room_id))
 
     async def leave(self, session: Session, payload: p.RoomRef) -> p.RoomLeft:
+        await self._counted(session)
         room_id = str(payload.room_id)
         if not await db_rooms.leave(self.services.runtime.db, payload.room_id, session.user_id):
             raise AppError("not_found", "not a member of this room")

@@ -77,6 +77,8 @@ class Server(socketio.AsyncServer):  # type: ignore[misc]
                 except ValueError:  # python-socketio's word for a packet it cannot read
                     log.debug("unreadable Socket.IO packet ignored", exc_info=True)
             return None
+        if self._session(eio_sid) is None:
+            return None  # no session (yet, or any more): nothing to answer, so nothing is read
         if kind == "5":
             body: Any = BINARY
         else:
@@ -140,11 +142,16 @@ class Server(socketio.AsyncServer):  # type: ignore[misc]
 
     async def _reply(self, eio_sid: str, ack_id: str, body: Any) -> bytes | None:
         """`answer`'s reply to a connected socket's event, as the Engine.IO payload of its ack."""
-        sid = self.manager.sid_from_eio_sid(eio_sid, NAMESPACE)
-        if sid is None or not self.manager.is_connected(sid, NAMESPACE):
+        sid = self._session(eio_sid)
+        if sid is None:
             return None  # not connected (yet, or any more): nothing to answer for
         reply = await self.answer(sid, body)
         return b"43" + ack_id.encode() + reply if ack_id else None
+
+    def _session(self, eio_sid: str) -> str | None:
+        """The connection's Socket.IO session id, while it is connected."""
+        sid: str | None = self.manager.sid_from_eio_sid(eio_sid, NAMESPACE)
+        return sid if sid is not None and self.manager.is_connected(sid, NAMESPACE) else None
 
     async def _handle_eio_message(self, eio_sid: str, data: str | bytes) -> None:
         """python-engineio's message event: long-polling, and websockets upgraded from it."""
