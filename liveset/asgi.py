@@ -53,4 +53,5 @@ def create_app(settings: Settings | None = None) -> ReleaseOnEnd:
     if settings.web_app:
         rest.router.routes.append(web_app.mount())
     engineio = socketio.ASGIApp(namespace.sio, other_asgi_app=rest, socketio_path="socket.io")
-    return ReleaseOnEnd(PollingErrors(engineio, max_body=settings.max_message_bytes))
+    polling = PollingErrors(engineio, max_body=settings.max_message_bytes, sessions=namespace.sio.eio.sockets)
+    return ReleaseOnEnd(polling)

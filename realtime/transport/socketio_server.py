@@ -65,9 +65,10 @@ class Server(socketio.AsyncServer):  # type: ignore[misc]
     async def message(self, eio_sid: str, data: str | bytes) -> bytes | None:
         """One Socket.IO message of a client; returns the Engine.IO payload of an ack to send, if any."""
         kind = data[:1]
-        if type(data) is not str or kind == "6":
-            # An attachment, or a BINARY_ACK (no event of ours asks a client for an ack): binary
-            # packets never reach python-socketio, so no attachment is ever awaited or buffered.
+        if type(data) is not str or kind in ("3", "6"):
+            # An attachment, an ACK or a BINARY_ACK: no event of ours asks a client for an ack (python-
+            # socketio logged a warning for each), and binary packets never reach python-socketio,
+            # so no attachment is ever awaited or buffered.
             return None
         event = _EVENT.match(data)
         if event is None:
