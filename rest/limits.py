@@ -17,7 +17,6 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from realtime.core.auth import AuthError
-from realtime.live.live_state import now_ms
 from realtime.live.services import Services
 
 from .auth import bearer_token
@@ -61,10 +60,8 @@ class RateLimit:
     async def _take(self, who: str) -> int:
         settings, runtime = self.services.settings, self.services.runtime
         try:
-            wait: int = await runtime.live.line.run(
-                runtime.live.scripts["rate_take"], [runtime.live.keys.rest_rate(who)],
-                [now_ms(), 1000 / settings.rest_rate_per_s, settings.rest_rate_burst])
-            return wait
+            return await runtime.live.take_rate(runtime.live.keys.rest_rate(who), settings.rest_rate_per_s,
+                                                settings.rest_rate_burst)
         except RedisError as exc:
             log.warning("rate limit not checked: Redis did not answer", extra={"error": str(exc)})
             return 0

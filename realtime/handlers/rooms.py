@@ -24,7 +24,6 @@ from db import rooms as db_rooms
 from realtime.core import protocol as p
 from realtime.core.errors import AppError
 from realtime.live.fanout import KICK, group_room
-from realtime.live.live_state import now_ms
 from realtime.live.room_state import change_presence, room_of
 from realtime.live.services import Services
 
@@ -126,9 +125,8 @@ class RoomHandlers:
         second. A refused one changes nothing."""
         runtime, settings = self.services.runtime, self.services.settings
         try:
-            wait: int = await runtime.live.line.run(
-                runtime.live.scripts["rate_take"], [runtime.live.keys.room_rate(session.user_id)],
-                [now_ms(), 1000 / settings.connect_rate_per_s, settings.connect_burst])
+            wait = await runtime.live.take_rate(runtime.live.keys.room_rate(session.user_id),
+                                                settings.connect_rate_per_s, settings.connect_burst)
         except RedisError as exc:
             raise AppError("unavailable", "live state is unreachable; retry") from exc
         if wait:

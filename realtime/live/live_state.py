@@ -240,6 +240,12 @@ class LiveState:
             raise ConnectionGone
         return msgspec.Raw(reply[1]) if reply[0] == b"ok" else None
 
+    async def take_rate(self, key: str, per_s: float, burst: int) -> int:
+        """One request against the rate limit at `key` (lua/rate_take.lua, shared by every
+        process): 0 when allowed, else the ms to wait. RedisError when Redis cannot answer."""
+        wait: int = await self.line.run(self.scripts["rate_take"], [key], [now_ms(), 1000 / per_s, burst])
+        return wait
+
     async def preload(self, user_id: str, workout_id: str, baselines: dict[str, bytes]) -> None:
         """Standing records (records.baseline_json) of exercises the workout will need, ahead of its sets."""
         if baselines:
