@@ -39,11 +39,12 @@ export function renderWorkout(w, pending, editing, online = true) {
   if (!live) { shownCurrent = null; return; }
 
   $("live-name").textContent = w.name || "Workout";
-  $("live-status").textContent = w.status === "paused" ? "paused" : `started ${new Date(w.started_at).toLocaleTimeString()}`;
+  $("live-status").textContent = w.status === "paused" ? "paused: the workout's clock is stopped; resume to log sets"
+    : `started ${new Date(w.started_at).toLocaleTimeString()}`;
   $("pause").textContent = w.status === "paused" ? "Resume" : "Pause";
   $("log-set").disabled = w.status === "paused";  // offline too: it is kept and sent later
   // These need the server now: offline they would only fail later.
-  for (const id of ["rest-start", "rest-plus", "rest-minus", "rest-skip"]) $(id).disabled = !online || w.status === "paused";
+  for (const id of ["rest-start", "rest-plus", "rest-minus", "rest-skip"]) $(id).disabled = !online;  // paused too
   for (const id of ["pause", "complete", "discard"]) $(id).disabled = !online;
 
   const { current, next, planned } = upNext(w);
@@ -78,8 +79,8 @@ function setRow(s, pr, editing, isPending) {
   if (isPending) li.setAttribute("data-pending", "");
   if (editing) {
     li.append(node("span", { className: "what" }, s.exercise_id),
-      node("input", { name: "weight_kg", type: "number", step: "0.5", min: "0", value: s.weight_kg ?? "", "aria-label": "kg" }),
-      node("input", { name: "reps", type: "number", min: "0", value: s.reps ?? "", "aria-label": "reps" }),
+      node("label", {}, "kg ", node("input", { name: "weight_kg", type: "number", step: "0.5", min: "0", value: s.weight_kg ?? "" })),
+      node("label", {}, "reps ", node("input", { name: "reps", type: "number", min: "1", value: s.reps ?? "" })),
       node("button", { type: "button", "data-action": "save" }, "Save"),
       node("button", { type: "button", "data-action": "cancel" }, "Cancel"));
     return li;
