@@ -15,10 +15,11 @@ import subprocess
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page, ViewportSize, async_playwright
 
 from liveset.web_app import WEB_DIR
 
@@ -30,8 +31,8 @@ CHROMIUM = "/usr/bin/chromium"
 # Without the background-networking flags Chromium keeps trying hosts this machine cannot reach.
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
          "--disable-component-update", "--disable-sync"]
-PHONE = {"width": 390, "height": 844}
-DESKTOP = {"width": 1280, "height": 900}
+PHONE = ViewportSize(width=390, height=844)
+DESKTOP = ViewportSize(width=1280, height=900)
 
 
 def _install_chromium() -> None:
@@ -55,7 +56,7 @@ async def browser() -> AsyncIterator[Browser]:
         await chromium.close()
 
 
-async def _device(browser: Browser, url: str, user: str, viewport: dict[str, int] = PHONE, extra: str = "") -> Page:
+async def _device(browser: Browser, url: str, user: str, viewport: ViewportSize = PHONE, extra: str = "") -> Page:
     context = await browser.new_context(viewport=viewport)
     page = await context.new_page()
     errors: list[str] = []
@@ -70,6 +71,20 @@ async def _start(page: Page, plan: str = "") -> None:
     await page.fill("#plan", plan)
     await page.click("#start-form button[type=submit]")
     await page.wait_for_selector("#live:not([hidden])")
+
+
+async def _one_set_on_two_devices(browser: Browser, spawn: Any, plan: str,
+                                  second: ViewportSize) -> tuple[Any, str, Page, Page]:
+    """A server, a user, and two devices of theirs: a phone that started `plan` and logged its
+    first set, and a second device that shows that set."""
+    server = await spawn(WEB_APP="1")
+    user = f"web-{uuid.uuid4().hex[:8]}"
+    phone = await _device(browser, server.url, user, PHONE)
+    other = await _device(browser, server.url, user, second)
+    await _start(phone, plan)
+    await phone.click("#log-set")
+    await other.wait_for_selector("#sets li[data-set-id]:not([data-pending])")
+    return server, user, phone, other
 
 
 async def _sets(page: Page) -> list[str]:
@@ -176,13 +191,7 @@ async def test_two_users_in_a_room_see_each_other(browser: Browser, spawn) -> No
 
 
 async def test_a_server_killed_mid_workout_loses_nothing_and_shows_each_set_once(browser: Browser, spawn) -> None:
-    server = await spawn(WEB_APP="1")
-    user = f"kill-{uuid.uuid4().hex[:8]}"
-    phone = await _device(browser, server.url, user, PHONE)
-    watch = await _device(browser, server.url, user, PHONE)
-    await _start(phone, "deadlift 5x3 140")
-    await phone.click("#log-set")
-    await watch.wait_for_selector("#sets li[data-set-id]:not([data-pending])")
+    server, user, phone, watch = await _one_set_on_two_devices(browser, spawn, "deadlift 5x3 140", PHONE)
     server.kill9()
     await phone.wait_for_selector("#offline:not([hidden])", timeout=5000)
     for _ in range(2):  # logged while the server is down: kept on the phone, shown as waiting
@@ -202,13 +211,7 @@ async def test_a_server_killed_mid_workout_loses_nothing_and_shows_each_set_once
 
 
 async def test_a_record_edited_away_is_withdrawn_on_every_device_and_nothing_moves(browser: Browser, spawn) -> None:
-    server = await spawn(WEB_APP="1")
-    user = f"pr-{uuid.uuid4().hex[:8]}"
-    phone = await _device(browser, server.url, user, PHONE)
-    laptop = await _device(browser, server.url, user, DESKTOP)
-    await _start(phone, "bench_press 3x5 60")
-    await phone.click("#log-set")
-    await laptop.wait_for_selector("#sets li[data-set-id]:not([data-pending])")
+    _, _, phone, laptop = await _one_set_on_two_devices(browser, spawn, "bench_press 3x5 60", DESKTOP)
     await phone.fill("#set-weight", "80")
     button = await phone.locator("#log-set").bounding_box()
     await phone.click("#log-set")
