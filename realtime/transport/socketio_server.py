@@ -78,7 +78,8 @@ class Server(socketio.AsyncServer):  # type: ignore[misc]
                 except ValueError:  # python-socketio's word for a packet it cannot read
                     log.debug("unreadable Socket.IO packet ignored", exc_info=True)
             return None
-        if self._session(eio_sid) is None:
+        sid = self._session(eio_sid)
+        if sid is None:
             return None  # no session (yet, or any more): nothing to answer, so nothing is read
         if kind == "5":
             body: Any = BINARY
@@ -87,7 +88,7 @@ class Server(socketio.AsyncServer):  # type: ignore[misc]
                 body = self.decode(data[event.end():])
             except ValueError:
                 body = NOT_JSON
-        return await self._reply(eio_sid, event.group(1), body)
+        return await self._reply(sid, event.group(1), body)
 
     # ---- connections without a session -----------------------------------------------------
     # An Engine.IO connection answers pings whether or not a Socket.IO session is on it: one that
@@ -137,15 +138,13 @@ class Server(socketio.AsyncServer):  # type: ignore[misc]
         """An EVENT python-socketio decoded itself (a namespace written another way, "/?x,"): the
         same answer, never its own handler lookup."""
         if (namespace or NAMESPACE) == NAMESPACE:
-            ack = await self._reply(eio_sid, "" if id is None else str(id), data)
+            sid = self._session(eio_sid)
+            ack = None if sid is None else await self._reply(sid, "" if id is None else str(id), data)
             if ack is not None:
                 await self.eio.send(eio_sid, ack[1:].decode())
 
-    async def _reply(self, eio_sid: str, ack_id: str, body: Any) -> bytes | None:
+    async def _reply(self, sid: str, ack_id: str, body: Any) -> bytes | None:
         """`answer`'s reply to a connected socket's event, as the Engine.IO payload of its ack."""
-        sid = self._session(eio_sid)
-        if sid is None:
-            return None  # not connected (yet, or any more): nothing to answer for
         reply = await self.answer(sid, body)
         return b"43" + ack_id.encode() + reply if ack_id else None
 
